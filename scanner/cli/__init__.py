@@ -1,0 +1,1 @@
+"""Command-line adapter: ``maruhi`` and its subcommands; reads files, prints, sets exit codes."""

@@ -1,0 +1,1 @@
+"""Multi-pattern matching of normalized terms over normalized text (one automaton per ruleset)."""
