@@ -25,11 +25,14 @@ class Collector:
 
 
 def join_location(parent: str, name: str) -> str:
-    """Location of ``name`` inside ``parent``; top-level members are ``attachment:NAME``."""
+    """Location of member ``name`` inside ``parent``; top-level members are ``attachment:NAME``."""
     name = name.replace("\\", "/").strip("/") or "unnamed"
-    if not parent:
-        return name if name.startswith(("header:", "body")) else f"attachment:{name}"
-    return f"{parent}/{name}"
+    return f"{parent}/{name}" if parent else f"attachment:{name}"
+
+
+def sub_location(parent: str, sub: str) -> str:
+    """Location of a structural part (``body``, ``header:subject``) of ``parent``."""
+    return f"{parent}/{sub}" if parent else sub
 
 
 # Dispatch is injected by scanner.extract.dispatch to avoid an import cycle between the walk and
@@ -53,22 +56,22 @@ class Walk:
         if not text or text.isspace():
             return
         self.budget.charge_chars(len(text))
-        location = join_location(self.location, sub) if sub else self.location
+        location = sub_location(self.location, sub) if sub else self.location
         self.out.segments.append(Segment(location, text))
 
     def unscannable(self, reason: str, sub: str | None = None) -> None:
-        location = join_location(self.location, sub) if sub else self.location
+        location = sub_location(self.location, sub) if sub else self.location
         self.out.unscannable.append(Unscannable(location, reason))
 
-    def below(self, name: str, *, archive: bool = True) -> Walk:
-        """A walk for the member ``name``; ``archive`` counts it as one more container level."""
+    def below(self, name: str, *, archive: bool = True, mime: bool = False) -> Walk:
+        """A walk for member ``name``; ``archive``/``mime`` count one more nesting level."""
         return Walk(
             location=join_location(self.location, name),
             archive_depth=self.archive_depth + (1 if archive else 0),
             budget=self.budget,
             out=self.out,
             dispatch=self.dispatch,
-            mime_depth=self.mime_depth,
+            mime_depth=self.mime_depth + (1 if mime else 0),
         )
 
     def child(self, data: bytes, name: str, content_type: str | None = None) -> None:

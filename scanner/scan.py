@@ -1,0 +1,107 @@
+"""``scan(raw, envelope, ruleset, limits) -> Verdict``: the pure heart of Maruhi.
+
+extract → normalize → match → scope → decide, with no socket, file, clock, environment, logging
+or global state: the expiry day comes from the ruleset (or ``today``) and the time budget from an
+injected ``clock``. Every adapter (relay, poller, CLI, web app) calls this one function, so a
+verdict is the same wherever a message is checked. Hazard: this is where secrets meet message
+text; nothing here may format a term or a body into a string that leaves the Verdict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from scanner.extract.mime import extract_message
+from scanner.limits import DEFAULT_LIMITS, Limits
+from scanner.model import Envelope, Hit, Segment, Span, Verdict
+from scanner.normalize import normalize
+from scanner.policy.decide import decide
+from scanner.policy.scope import Recipient, out_of_scope, parse_recipients, recipients_in_domains
+from scanner.rules.model import CompiledRuleset
+
+ENVELOPE_LOCATION = "envelope"
+
+
+def _merge_by_location(segments: list[Segment]) -> list[tuple[str, str]]:
+    """One text per location, in first-seen order (a body in text and HTML is one location)."""
+    merged: dict[str, list[str]] = {}
+    for segment in segments:
+        merged.setdefault(segment.location, []).append(segment.text)
+    return [(location, "\n".join(texts)) for location, texts in merged.items()]
+
+
+def _term_hits(
+    location: str,
+    text: str,
+    ruleset: CompiledRuleset,
+    active: tuple[bool, ...],
+    recipients: tuple[Recipient, ...],
+) -> list[Hit]:
+    normalized = normalize(text)
+    spans: dict[int, list[Span]] = {}
+    for pattern, start, end in ruleset.matcher.find(normalized.text):
+        for rule_index in ruleset.pattern_rules[pattern]:
+            if active[rule_index]:
+                spans.setdefault(rule_index, []).append(
+                    Span(*normalized.original_span(start, end))
+                )
+    hits = []
+    for rule_index in sorted(spans):
+        rule = ruleset.rules[rule_index]
+        unique = tuple(sorted(set(spans[rule_index]), key=lambda s: (s.start, s.end)))
+        hits.append(
+            Hit(
+                rule_id=rule.id,
+                location=location,
+                out_of_scope=out_of_scope(rule, recipients, ruleset.internal_domains),
+                action=rule.action,
+                spans=unique,
+            )
+        )
+    return hits
+
+
+def scan(
+    raw: bytes,
+    envelope: Envelope,
+    ruleset: CompiledRuleset,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    today: dt.date | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Verdict:
+    """Judge one message: every active rule's hits, out-of-scope recipients, and the action."""
+    day = today or ruleset.as_of
+    active = tuple(rule.active_on(day) for rule in ruleset.rules)
+    recipients = parse_recipients(envelope.recipients)
+    extraction = extract_message(raw, limits, clock)
+
+    hits: list[Hit] = []
+    for index, rule in enumerate(ruleset.rules):
+        if active[index] and rule.recipient_domains:
+            addressed = recipients_in_domains(recipients, rule.recipient_domains)
+            if addressed:
+                hits.append(Hit(rule.id, ENVELOPE_LOCATION, addressed, rule.action))
+
+    context: dict[str, str] = {}
+    chars = 0
+    merged = _merge_by_location(extraction.segments)
+    for location, text in merged:
+        chars += len(text)
+        found = _term_hits(location, text, ruleset, active, recipients)
+        if found:
+            context[location] = text
+            hits.extend(found)
+
+    action, reasons = decide(hits, extraction.unscannable, ruleset.unscannable_action)
+    return Verdict(
+        action=action,
+        hits=tuple(hits),
+        unscannable=tuple(extraction.unscannable),
+        ruleset_version=ruleset.version,
+        reasons=reasons,
+        segments_scanned=len(merged),
+        chars_scanned=chars,
+        context=context,
+    )

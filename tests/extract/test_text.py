@@ -1,0 +1,67 @@
+"""Charset decoding of text parts: labels, BOMs, wrong labels, missing labels."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from scanner.extract.text import decode_text, looks_textual
+
+JA = "ファルコン計画の価格は①１２０万円です。㈱テスト"
+
+
+@pytest.mark.parametrize(
+    ("data", "label"),
+    [
+        (JA.encode("cp932"), "shift_jis"),
+        (JA.encode("cp932"), "Shift_JIS"),
+        (JA.encode("cp932"), "windows-31j"),
+        (JA.encode("cp932"), None),
+        (JA.replace("㈱", "(株)").encode("iso2022_jp_2004"), "iso-2022-jp"),
+        (JA.replace("①", "1").replace("㈱", "(株)").encode("iso2022_jp"), "ISO-2022-JP"),
+        (JA.replace("①", "1").replace("㈱", "(株)").encode("euc_jp"), "euc-jp"),
+        (JA.encode("utf-8"), "utf-8"),
+        (JA.encode("utf-8"), None),
+        (codecs.BOM_UTF8 + JA.encode("utf-8"), None),
+        (JA.encode("utf-16"), None),
+        (codecs.BOM_UTF16_BE + JA.encode("utf-16-be"), "utf-16"),
+        (JA.encode("utf-8"), "iso-8859-1"),
+        (JA.encode("cp932"), "us-ascii"),
+        (JA.encode("utf-8"), "x-unknown-charset"),
+    ],
+)
+def test_decodes_japanese_whatever_the_label(data: bytes, label: str | None) -> None:
+    """Japanese text is recovered from every common encoding, even with a wrong or no label."""
+    text = decode_text(data, label)
+    assert "ファルコン計画" in text
+
+
+def test_iso2022_jp_without_label_is_recognised() -> None:
+    """7-bit ISO-2022-JP with no label is decoded by its escape sequences."""
+    assert decode_text("ファルコン".encode("iso2022_jp"), None) == "ファルコン"
+
+
+def test_latin1_label_respected_for_real_latin1() -> None:
+    """A correct single-byte label keeps Western text intact."""
+    assert decode_text("Café Falcon".encode("latin-1"), "iso-8859-1") == "Café Falcon"
+
+
+def test_never_raises_on_garbage() -> None:
+    """Random bytes with a bogus label still decode to some string without raising."""
+    assert isinstance(decode_text(bytes(range(256)) * 4, "utf-8"), str)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"plain ascii text\n", True),
+        ("日本語のテキスト".encode(), True),
+        ("日本語のテキスト".encode("utf-16"), True),
+        (b"\x00\x01\x02\x03binary\x00\xff" * 100, False),
+        (b"", True),
+    ],
+)
+def test_looks_textual(data: bytes, expected: bool) -> None:
+    """Unlabelled blobs are classified as text only when they plausibly are."""
+    assert looks_textual(data) is expected
