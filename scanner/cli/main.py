@@ -18,6 +18,8 @@ from scanner import __version__
 COMMAND_MODULES = (
     "scanner.cli.scan_cmd",
     "scanner.cli.rules_cmd",
+    "scanner.cli.serve_cmd",
+    "scanner.cli.quarantine_cmd",
 )
 
 

@@ -37,8 +37,10 @@ class RuleSpec:
     allow: Allow = field(default_factory=Allow)
     expires: dt.date | None = None
     description: str | None = None
-    # 1-based line of the rule in its source file, for messages that point back to it.
-    line: int | None = None
+    # 1-based line of the rule in its source file, for messages that point back to it. Not part
+    # of the rule's content: equality and the ruleset version ignore it (reformatting a file or
+    # converting it between YAML and CSV changes lines, not rules).
+    line: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Notice templates (package data): first line the subject, then the ja and en sections."""
