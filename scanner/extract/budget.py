@@ -24,9 +24,10 @@ class Budget:
         self.extracted_chars = 0
 
     def check_time(self) -> None:
-        if self._clock is not None and self._deadline is not None:
-            if self._clock() > self._deadline:
-                raise LimitExceeded("max_scan_seconds")
+        if self._clock is not None and self._deadline is not None and (
+            self._clock() > self._deadline
+        ):
+            raise LimitExceeded("max_scan_seconds")
 
     def charge_decompressed(self, nbytes: int) -> None:
         self.decompressed_bytes += nbytes

@@ -127,6 +127,8 @@ def _walk_entity(walk: Walk, part: Message, depth: int, counter: _Counter) -> No
         payload = part.get_payload()
         if content_type in ("message/rfc822", "message/global") and isinstance(payload, list):
             for inner in payload:
+                if not isinstance(inner, Message):
+                    continue
                 name = _filename(part) or f"forwarded{counter.next()}.eml"
                 nested = walk.below(name, archive=False, mime=True)
                 nested.mime_depth += depth
@@ -134,13 +136,14 @@ def _walk_entity(walk: Walk, part: Message, depth: int, counter: _Counter) -> No
             return
         if isinstance(payload, list):
             for sub in payload:
-                _walk_entity(walk, sub, depth + 1, counter)
+                if isinstance(sub, Message):
+                    _walk_entity(walk, sub, depth + 1, counter)
         return
-    name = _filename(part)
+    filename = _filename(part)
     disposition = part.get_content_disposition()
     charset = part.get_content_charset()
     is_body = (
-        name is None
+        filename is None
         and disposition != "attachment"
         and content_type in ("text/plain", "text/html", "text/enriched", "text/markdown")
     )
@@ -153,7 +156,7 @@ def _walk_entity(walk: Walk, part: Message, depth: int, counter: _Counter) -> No
         text = decode_text(data, charset)
         walk.text(html_text(text) if content_type == "text/html" else text, sub="body")
         return
-    member = name or _unnamed(counter, content_type)
+    member = filename or _unnamed(counter, content_type)
     child = walk.below(member, archive=False)
     child.mime_depth += depth
     try:

@@ -138,9 +138,10 @@ def sniff(data: bytes, name: str, content_type: str | None) -> Kind:
         return Kind.MEDIA
     if ctype.startswith(("image/", "audio/", "video/")) or ext in _MEDIA_EXT:
         return Kind.MEDIA if not ctype.startswith("image/svg") else Kind.HTML
-    if ctype in ("message/rfc822", "message/global") or ext in ("eml", "mht"):
-        if ext != "mht" or _MAIL_HEADERS.search(head):
-            return Kind.EML
+    if (ctype in ("message/rfc822", "message/global") or ext in ("eml", "mht")) and (
+        ext != "mht" or _MAIL_HEADERS.search(head)
+    ):
+        return Kind.EML
     if ctype in ("text/html", "application/xhtml+xml", "image/svg+xml") or ext in _HTML_EXT:
         return Kind.HTML
     if ctype.startswith("text/") or ext in _TEXT_EXT:

@@ -74,8 +74,9 @@ def test_total_decompressed_budget() -> None:
 
 def test_too_many_entries() -> None:
     """An archive with more entries than allowed is unscannable as a whole."""
-    out = _extract(make_zip({f"f{i}": b"x" for i in range(50)}), limits=Limits(
-        max_archive_entries=10))
+    out = _extract(
+        make_zip({f"f{i}": b"x" for i in range(50)}), limits=Limits(max_archive_entries=10)
+    )
     assert [(u.location, u.reason) for u in out.unscannable] == [
         ("attachment:docs.zip", "max_archive_entries")
     ]
@@ -110,4 +111,3 @@ def test_corrupt_zip(data: bytes) -> None:
     """A truncated or garbage zip is unscannable as corrupt, not an exception."""
     out = _extract(data)
     assert [u.reason for u in out.unscannable] == ["corrupt"]
-

@@ -59,8 +59,11 @@ def test_locations_of_headers_body_and_attachment() -> None:
 
 def test_raw_8bit_shift_jis_subject() -> None:
     """A raw (unencoded) Shift_JIS subject, as old Japanese mailers send, is decoded."""
-    raw = (b"From: a@example.co.jp\r\nTo: b@acme.example\r\nSubject: "
-           + "ファルコン計画".encode("cp932") + b"\r\n\r\nbody\r\n")
+    raw = (
+        b"From: a@example.co.jp\r\nTo: b@acme.example\r\nSubject: "
+        + "ファルコン計画".encode("cp932")
+        + b"\r\n\r\nbody\r\n"
+    )
     assert _texts(raw)["header:subject"] == "ファルコン計画"
 
 
@@ -113,8 +116,11 @@ def test_deep_mime_nest_is_bounded() -> None:
     """A 200-level multipart nest ends as max_mime_depth quickly, with a verdict possible."""
     part = b"Content-Type: text/plain\r\n\r\nFalcon deep\r\n"
     for i in range(200):
-        part = (b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
-                + part + b"\r\n--b%d--\r\n" % i)
+        part = (
+            b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+            + part
+            + b"\r\n--b%d--\r\n" % i
+        )
     raw = b"From: a@b.example\r\nTo: c@d.example\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" + part
     start = time.perf_counter()
     reasons = _reasons(raw)

@@ -49,5 +49,8 @@ def test_ooxml_and_odf_recognised_inside_zip() -> None:
     pptx = _zip(**{"[Content_Types].xml": b"<x/>", "ppt__presentation.xml": b"<x/>"})
     odt = _zip(mimetype=b"application/vnd.oasis.opendocument.text", **{"content.xml": b"<x/>"})
     assert [sniff(d, "f", None) for d in (docx, xlsx, pptx, odt)] == [
-        Kind.DOCX, Kind.XLSX, Kind.PPTX, Kind.ODF,
+        Kind.DOCX,
+        Kind.XLSX,
+        Kind.PPTX,
+        Kind.ODF,
     ]
