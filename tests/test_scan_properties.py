@@ -59,7 +59,12 @@ _EN_VARIANTS = st.sampled_from(
     ]
 )
 _JA_VARIANTS = st.sampled_from(
-    ["ファルコン計画", "ファル\nコン計画", _halfwidth_katakana("ファルコン") + "計画", "ファルコン\n計画"]
+    [
+        "ファルコン計画",
+        "ファル\nコン計画",
+        _halfwidth_katakana("ファルコン") + "計画",
+        "ファルコン\n計画",
+    ]
 )
 # (charset, transfer encoding) pairs a mailer may use; ISO-2022-JP is 7-bit by definition.
 _ENCODINGS = st.sampled_from(

@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "scanner.cli.rules_cmd",
     "scanner.cli.serve_cmd",
     "scanner.cli.quarantine_cmd",
+    "scanner.cli.users_cmd",
+    "scanner.cli.audit_cmd",
 )
 
 

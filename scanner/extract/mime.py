@@ -10,9 +10,11 @@ message the parser cannot handle at all is still scanned as raw text. Locations 
 
 from __future__ import annotations
 
+import binascii
 import email.header
 import email.utils
 import mimetypes
+import re
 from collections.abc import Callable
 from email import policy
 from email.message import Message
@@ -83,7 +85,31 @@ def _filename(part: Message) -> str | None:
     return decode_header_value(str(name)) if "=?" in name else str(name)
 
 
+_BASE64_ALPHABET = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _lenient_base64(encoded: bytes) -> bytes:
+    """Decode what can be decoded of damaged base64 (bad characters, lost padding, truncation).
+
+    The stdlib hands back the *encoded* bytes when base64 is broken beyond its own repairs,
+    which would make a truncated PDF look like a line of text; decoding the longest valid
+    prefix lets the format extractor see the real (truncated) file and report it ``corrupt``.
+    """
+    clean = _BASE64_ALPHABET.sub(b"", encoded.split(b"=", 1)[0])
+    clean = clean[: len(clean) - len(clean) % 4]
+    return binascii.a2b_base64(clean)
+
+
 def _payload_bytes(part: Message) -> bytes:
+    cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if cte == "base64" and not part.is_multipart():
+        raw = part.get_payload()
+        if isinstance(raw, str):
+            encoded = raw.encode("ascii", "surrogateescape")
+            try:
+                return binascii.a2b_base64(encoded, strict_mode=False)
+            except binascii.Error:
+                return _lenient_base64(encoded)
     try:
         payload = part.get_payload(decode=True)
     except Exception as exc:

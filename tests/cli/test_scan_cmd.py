@@ -17,7 +17,9 @@ CASES = REPO / "tests" / "cases"
 RULES = CASES / "rules.yaml"
 TODAY = "2026-11-26"
 # Every term of tests/cases/rules.yaml, in the forms that could leak into output.
-TERMS = ["Project Falcon", "ファルコン計画", "単価 1,280円", "SKU-7781", "Bluebird merger", "Old Secret"]
+TERMS = [
+    "Project Falcon", "ファルコン計画", "単価 1,280円", "SKU-7781", "Bluebird merger", "Old Secret",
+]
 
 
 def maruhi(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,26 @@ def make_message(
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
+    if charset.lower().startswith("utf-16"):
+        # The email package cannot line-wrap UTF-16 text; real mailers send it base64-encoded.
+        if body is not None:
+            msg.set_content(body.encode(charset), maintype="text", subtype="plain", cte="base64")
+            msg.set_param("charset", charset)
+            body = None
+        if html is not None:
+            target = msg if not msg.get_content_type().startswith("text/plain") else None
+            if target is None:
+                msg.make_alternative()
+                alt = EmailMessage()
+                alt.set_content(html.encode(charset), maintype="text", subtype="html",
+                                cte="base64")
+                alt.set_param("charset", charset)
+                msg.attach(alt)
+            else:
+                msg.set_content(html.encode(charset), maintype="text", subtype="html",
+                                cte="base64")
+                msg.set_param("charset", charset)
+            html = None
     if body is not None:
         if cte is None:
             msg.set_content(body, charset=charset)

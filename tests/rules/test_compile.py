@@ -192,4 +192,5 @@ def test_compiled_matcher_finds_terms() -> None:
         compiled.pattern_rules[index]
         for index, _, _ in compiled.matcher.find("re: project falcon と ファルコン計画")
     }
-    assert found == {(0, 1), (0,)}
+    # "falcon" (rule falcon-again's Ｆａｌｃｏｎ) also occurs, inside "project falcon".
+    assert found == {(0, 1), (0,), (1,)}

@@ -1,0 +1,1 @@
+"""The before-queue SMTP relay adapter (``maruhi serve``): wire, upstream, scan pool, replies."""
