@@ -136,6 +136,26 @@ def _refold(s: str) -> str:
     return s if _nfkc_ok("NFKC", s) else _nfkc("NFKC", s)
 
 
+def _refold_lines(stable: str, cased: str) -> str:
+    """``cased`` (= ``stable.casefold()``) with NFKC re-applied to the lines casefold broke.
+
+    ``stable`` is NFKC-normalized and "\n" blocks composition, so only lines that casefold
+    changed can have left the normal form. Checking just those matters for speed:
+    ``is_normalized`` on a block holding any "maybe" character (a lone halfwidth dakuten
+    becomes U+3099) falls back to normalizing the whole block. Returns ``cased`` itself (the
+    same object) when nothing needed re-normalizing.
+    """
+    if cased is stable or cased == stable or cased.isascii():
+        return cased
+    lines = cased.split("\n")
+    changed = False
+    for index, (before, after) in enumerate(zip(stable.split("\n"), lines, strict=True)):
+        if after != before and not after.isascii() and not _nfkc_ok("NFKC", after):
+            lines[index] = _nfkc("NFKC", after)
+            changed = True
+    return "\n".join(lines) if changed else cased
+
+
 def _collapse(s: str) -> str:
     """Step 3 inside one folded chunk that may still contain line breaks other than \\n."""
 
@@ -248,17 +268,18 @@ def _fold_group(g: str) -> tuple[str, bool] | None:
     if g.isascii():
         folded = g.lower()
     elif _nfkc_ok("NFKC", g):
-        folded = g.casefold()
+        cased = g.casefold()
         # casefold only ever expands, so the same length means one to one.
-        linear = linear and len(folded) == len(g)
-        if not _nfkc_ok("NFKC", folded):
-            folded, linear = _nfkc("NFKC", folded), False
+        linear = linear and len(cased) == len(g)
+        folded = _refold_lines(g, cased)
+        if folded is not cased:
+            linear = False
     else:
         # Only the lines that need it pay for NFKC (about 0.05 µs/char on the slow path).
-        folded = "\n".join(
+        stable = "\n".join(
             [line if _nfkc_ok("NFKC", line) else _nfkc("NFKC", line) for line in g.split("\n")]
         )
-        folded = _refold(folded.casefold())
+        folded = _refold_lines(stable, stable.casefold())
         linear = False
         # NFKC can turn a printable character into spaces ("¨" → " ̈", "￣" → " ̄").
         if (

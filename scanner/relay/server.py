@@ -18,6 +18,7 @@ written for an upstream 2xx or after ``store.hold`` returned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.errors
 import email.header
 import email.parser
@@ -186,10 +187,14 @@ class RelaySMTP(SMTP):
 
     def close_idle(self) -> None:
         """Drain: tell an idle client we are going away and close (RFC 5321 4.2.2: 421)."""
-        if self.transport is not None and not self.busy:
-            assert isinstance(self.transport, asyncio.WriteTransport)
-            self.transport.write(replies.SHUTTING_DOWN.encode("ascii") + b"\r\n")
-            self.transport.close()
+        transport = self.transport
+        if transport is None or self.busy or transport.is_closing():
+            return
+        assert isinstance(transport, asyncio.WriteTransport)
+        # A TLS transport can be torn down under us: then closing is all that is left to do.
+        with contextlib.suppress(AttributeError, RuntimeError, OSError):
+            transport.write(replies.SHUTTING_DOWN.encode("ascii") + b"\r\n")
+        transport.close()
 
     async def _read_data(self) -> bytes | None:
         """Read the DATA stream up to CRLF.CRLF in chunks; None when over the size limit.
