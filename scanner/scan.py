@@ -23,7 +23,7 @@ from scanner.rules.model import CompiledRuleset
 ENVELOPE_LOCATION = "envelope"
 
 
-def _merge_by_location(segments: list[Segment]) -> list[tuple[str, str]]:
+def merge_by_location(segments: list[Segment]) -> list[tuple[str, str]]:
     """One text per location, in first-seen order (a body in text and HTML is one location)."""
     merged: dict[str, list[str]] = {}
     for segment in segments:
@@ -86,7 +86,7 @@ def scan(
 
     context: dict[str, str] = {}
     chars = 0
-    merged = _merge_by_location(extraction.segments)
+    merged = merge_by_location(extraction.segments)
     for location, text in merged:
         chars += len(text)
         found = _term_hits(location, text, ruleset, active, recipients)

@@ -10,18 +10,23 @@ PY=${PYTHON:-python3}
 VENV=${MARUHI_VENV:-.venv}
 
 install_system_packages() {
-    # Real protocol peers for the relay tests. Only as root with apt; otherwise the tests that
-    # need them say they were skipped and why.
+    # Real peers the tests talk to: swaks (SMTP client), Postfix's smtp-source/smtp-sink (relay
+    # load), Debian's chromium + CJK fonts (browser tests via Playwright, never a downloaded
+    # browser), Dovecot (IMAP poller). Only as root with apt; otherwise the tests that need a
+    # missing peer are skipped and say why.
     local want=()
     command -v swaks >/dev/null 2>&1 || want+=(swaks)
     [ -x /usr/sbin/smtp-source ] || want+=(postfix)
+    [ -x /usr/bin/chromium ] || want+=(chromium)
+    [ -d /usr/share/fonts/opentype/noto ] || want+=(fonts-noto-cjk)
+    [ -x /usr/sbin/dovecot ] || want+=(dovecot-imapd)
     [ ${#want[@]} -eq 0 ] && return 0
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "run.sh: not root or no apt-get; not installing ${want[*]}" >&2
         return 0
     fi
     echo "run.sh: installing ${want[*]}" >&2
-    # Keep package scripts from starting daemons (postfix on :25) inside the test machine.
+    # Keep package scripts from starting daemons (postfix on :25, dovecot on :143).
     local policy=/usr/sbin/policy-rc.d created=0
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1

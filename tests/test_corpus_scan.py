@@ -15,7 +15,7 @@ import pytest
 
 from scanner.model import Action, Envelope
 from scanner.rules.compile import compile_ruleset
-from scanner.rules.model import Allow, RuleSpec, RulesetSpec, Settings
+from scanner.rules.model import Allow, RulesetSpec, RuleSpec, Settings
 from scanner.scan import scan
 from tests.conftest import CORPUS as CORPUS_DIR
 from tests.extract import test_legacy, test_odf, test_ooxml, test_pdf, test_rtf

@@ -20,8 +20,8 @@ from typing import Any
 
 from scanner.errors import RuleError
 from scanner.model import Envelope, Verdict
-from scanner.rules.compile import compile_ruleset
-from scanner.rules.load import parse_rules_bytes
+from scanner.rulecache import default_cache_dir
+from scanner.rulecache import load_ruleset as load_ruleset_bytes
 from scanner.rules.model import CompiledRuleset
 from scanner.scan import scan
 
@@ -50,6 +50,11 @@ def register(subparsers: Any) -> None:
         metavar="YYYY-MM-DD",
         help="day used for rule expiry (default: today)",
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile the rules afresh instead of using the compiled-ruleset cache",
+    )
     parser.set_defaults(func=run)
 
 
@@ -58,9 +63,10 @@ def _fail(message: str) -> int:
     return 2
 
 
-def load_ruleset(path: Path, today: dt.date) -> CompiledRuleset:
-    """Read and compile a rules file (YAML or CSV); raises OSError or RuleError."""
-    return compile_ruleset(parse_rules_bytes(path.read_bytes(), str(path)), today=today)
+def load_ruleset(path: Path, today: dt.date, *, use_cache: bool = True) -> CompiledRuleset:
+    """Read and compile a rules file (YAML or CSV), via the cache; raises OSError or RuleError."""
+    cache_dir = default_cache_dir() if use_cache else None
+    return load_ruleset_bytes(path.read_bytes(), str(path), today=today, cache_dir=cache_dir)
 
 
 def envelope_from_headers(raw: bytes, sender: str | None, rcpts: list[str] | None) -> Envelope:
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot read message {args.message}: {exc.strerror or exc}")
     try:
-        ruleset = load_ruleset(args.rules, today)
+        ruleset = load_ruleset(args.rules, today, use_cache=not args.no_cache)
     except OSError as exc:
         return _fail(f"cannot read rules {args.rules}: {exc.strerror or exc}")
     except RuleError as exc:

@@ -55,8 +55,19 @@ class HyperscanMatcher:
         """A matcher from ``serialize()`` output and the same patterns, without compiling."""
         return cls(patterns, blob or None)
 
-    def __reduce__(self) -> tuple[Any, tuple[tuple[str, ...], bytes]]:
-        return (HyperscanMatcher.load, (self._pset.patterns, self.serialize()))
+    @classmethod
+    def _restore(cls, pset: PatternSet, blob: bytes) -> HyperscanMatcher:
+        """Unpickle without recomputing the pattern tables (100k patterns: ~0.1 s saved)."""
+        matcher = cls.__new__(cls)
+        matcher._pset = pset
+        matcher._db = None
+        if blob:
+            matcher._db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+            matcher._db.scratch = hyperscan.Scratch(matcher._db)
+        return matcher
+
+    def __reduce__(self) -> tuple[Any, tuple[PatternSet, bytes]]:
+        return (HyperscanMatcher._restore, (self._pset, self.serialize()))
 
     def find(self, text: str) -> Iterator[tuple[int, int, int]]:
         """Every boundary-respecting occurrence as (pattern index, start, end) in ``text``."""

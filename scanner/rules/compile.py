@@ -70,8 +70,13 @@ def ruleset_version(spec: RulesetSpec) -> str:
     return f"sha256:{digest[:16]}"
 
 
-def compile_ruleset(spec: RulesetSpec, *, today: dt.date) -> CompiledRuleset:
-    """Build the immutable ruleset a scan runs against; ``today`` becomes its default day."""
+def compile_ruleset(
+    spec: RulesetSpec, *, today: dt.date, engine: str | None = None
+) -> CompiledRuleset:
+    """Build the immutable ruleset a scan runs against; ``today`` becomes its default day.
+
+    ``engine`` names the matcher engine (default: the fastest installed one).
+    """
     groups = {
         name: frozenset(normalize_address(a) for a in members)
         for name, members in spec.groups.items()
@@ -114,7 +119,7 @@ def compile_ruleset(spec: RulesetSpec, *, today: dt.date) -> CompiledRuleset:
         version=ruleset_version(spec),
         rules=tuple(rules),
         pattern_rules=tuple(tuple(o) for o in owners),
-        matcher=build_matcher(patterns),
+        matcher=build_matcher(patterns, engine),
         internal_domains=frozenset(to_alabel(d) for d in spec.settings.internal_domains),
         unscannable_action=spec.settings.unscannable,
         as_of=today,

@@ -3,7 +3,7 @@
 Owns turning the stored raw bytes and the stored hits back into reviewer-facing values. The hit
 spans are offsets into the *original* extracted text of a location, so the text is rebuilt with
 the very extraction and per-location merge that ``scan`` used (``extract_message`` +
-``_merge_by_location``); a window is then cut around each span. It must not log anything it
+``merge_by_location``); a window is then cut around each span. It must not log anything it
 computes, and it returns plain strings: the templates escape them and add the ``<mark>``.
 
 Hazard: the HTML body is hostile input. ``safe_body_html`` keeps formatting tags only (no
@@ -23,7 +23,7 @@ import nh3
 from scanner.extract.mime import decode_header_value, extract_message, parse_message
 from scanner.limits import DEFAULT_LIMITS, Limits
 from scanner.model import Hit
-from scanner.scan import _merge_by_location
+from scanner.scan import merge_by_location
 
 CONTEXT_CHARS = 80  # characters shown before and after an occurrence
 MAX_SNIPPETS = 5  # occurrences shown per hit: enough to judge, not a copy of the document
@@ -172,7 +172,7 @@ def build_view(
     texts: dict[str, str] = {}
     if with_content:
         extraction = extract_message(raw, limits)
-        texts = dict(_merge_by_location(extraction.segments))
+        texts = dict(merge_by_location(extraction.segments))
     for hit in hits:
         snippets: tuple[Snippet, ...] = ()
         more = 0
