@@ -80,23 +80,40 @@ def _strict(data: bytes, codec: str) -> str | None:
         return None
 
 
-def _is_kana(char: str) -> bool:
-    return "\u3040" <= char <= "\u30ff" or "\uff66" <= char <= "\uff9d"
+def _japanese_score(text: str) -> float:
+    """How Japanese a decoding looks: the share of its non-ASCII characters that only real
+    Japanese yields when decoded as cp932/EUC-JP.
+
+    Kana, CJK punctuation (、。「」) and fullwidth ASCII (Ｐｒｏｊｅｃｔ) come from lead bytes that
+    Western single-byte text rarely contains, unlike the kanji that mojibake is made of;
+    halfwidth katakana count half, since cp932 maps the Latin-1 capitals (0xA1-0xDF) to them.
+    """
+    wide = strong = weak = 0
+    for char in text:
+        if char < "\x80":
+            continue
+        wide += 1
+        if "\u3000" <= char <= "\u30ff" or "\uff01" <= char <= "\uff5e":
+            strong += 1
+        elif "\uff66" <= char <= "\uff9d":
+            weak += 1
+    return (strong + weak / 2) / wide if wide else 0.0
 
 
 def _japanese(data: bytes) -> str | None:
-    """``data`` decoded as a Japanese codec, if one decodes it into kana-bearing text."""
+    """``data`` decoded by the Japanese codec under which it reads most like Japanese."""
+    sample = data[:_DETECT_SAMPLE]
+    best: tuple[float, str] | None = None
     for codec in _JAPANESE_CODECS:
-        text = _strict(data[:_DETECT_SAMPLE], codec)
+        text = _strict(sample, codec)
         if text is None:
             continue
-        wide = [c for c in text if ord(c) > 0x7F]
-        # Real Japanese is rich in kana; Latin-1 bytes misread as cp932 give kanji soup.
-        if wide and sum(map(_is_kana, wide)) * 4 >= len(wide):
-            full = _strict(data, codec)
-            if full is not None:
-                return full
-    return None
+        score = _japanese_score(text)
+        if score >= 0.25 and (best is None or score > best[0]):
+            best = (score, codec)
+    if best is None:
+        return None
+    return _strict(data, best[1])
 
 
 def _detect(data: bytes) -> str | None:

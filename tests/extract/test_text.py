@@ -65,3 +65,24 @@ def test_never_raises_on_garbage() -> None:
 def test_looks_textual(data: bytes, expected: bool) -> None:
     """Unlabelled blobs are classified as text only when they plausibly are."""
     assert looks_textual(data) is expected
+
+
+@pytest.mark.parametrize("codec", ["cp932", "euc_jp"])
+def test_unlabelled_fullwidth_latin(codec: str) -> None:
+    """Unlabelled Japanese-encoded fullwidth Latin (no kana at all) is still recognised."""
+    text = " Ｐｒｏｊｅｃｔ Ｆａｌｃｏｎ "
+    assert decode_text(text.encode(codec), None) == text
+
+
+@pytest.mark.parametrize("text", ["Café déjà vu à Zürich", "Ærø Ásgeir Ðóra"])
+def test_unlabelled_latin1_is_not_misread_as_japanese(text: str) -> None:
+    """Accented Western text is not mistaken for cp932 (its mojibake would be kanji)."""
+    assert "�" not in decode_text(text.encode("latin-1"), None)
+    assert not any("\u3000" <= c <= "\u9fff" for c in decode_text(text.encode("latin-1"), None))
+
+
+@pytest.mark.parametrize("codec", ["cp932", "euc_jp"])
+@pytest.mark.parametrize("text", ["ＡＢＣ１２３", "日本語の文章です。", "ﾌｧﾙｺﾝ計画の件"])
+def test_unlabelled_japanese_codec_choice(codec: str, text: str) -> None:
+    """Between cp932 and EUC-JP, the decoding that reads as Japanese is chosen."""
+    assert decode_text(text.encode(codec), None) == text
