@@ -4,8 +4,9 @@ Compiling normalizes every term and builds the automaton (Hyperscan: ~3 s and ~2
 100k terms). The result depends only on the rules file's bytes and on the code that compiled it,
 so it is pickled under a key made of both, written tmp → fsync → rename, and loaded by every
 later process (CLI runs, relay workers, restarts). Only the expiry day differs between loads and
-is set on load. Hazard: unpickling runs code from the file, so the cache directory is created
-private (0700) and a cache file not owned by this user, or writable by others, is ignored.
+is set on load. Hazards: unpickling runs code from the file, so the cache directory is created
+private (0700) and a cache file not owned by this user, or writable by others, is ignored; and a
+cache file holds the terms in clear like the rules file, so only the ``KEEP`` newest are kept.
 This module is an adapter (it does I/O); the core's ``compile_ruleset`` stays pure.
 """
 
@@ -30,6 +31,9 @@ from scanner.rules.model import CompiledRuleset
 
 # Bump when the pickled shape changes in a way the code version does not capture.
 _FORMAT = 1
+# Cache files hold every term in clear (like the rules file itself); keep only the few most
+# recent versions so old secrets do not accumulate on disk.
+KEEP = 4
 
 
 def default_cache_dir() -> Path:
@@ -126,6 +130,15 @@ def _store(path: Path, ruleset: CompiledRuleset) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
+        _prune(path.parent)
     except OSError:
         # A read-only or full cache directory must never stop a scan.
         return
+
+
+def _prune(directory: Path) -> None:
+    """Delete all but the ``KEEP`` most recently written cache files."""
+    files = sorted(directory.glob("ruleset-*.pickle"), key=lambda p: p.stat().st_mtime,
+                   reverse=True)
+    for old in files[KEEP:]:
+        old.unlink(missing_ok=True)

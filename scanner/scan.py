@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import replace
 
 from scanner.extract.mime import extract_message
 from scanner.limits import DEFAULT_LIMITS, Limits
@@ -62,6 +63,46 @@ def _term_hits(
     return hits
 
 
+_STRUCTURAL = ("body", "header:")
+
+
+def _contains_term(name: str, ruleset: CompiledRuleset) -> bool:
+    return next(iter(ruleset.matcher.find(normalize(name).text)), None) is not None
+
+
+def redacted_locations(locations: list[str], ruleset: CompiledRuleset) -> dict[str, str]:
+    """Locations whose attachment or member names contain a term, mapped to safe ones.
+
+    A location names the attachment (``attachment:Project Falcon.docx``), and the verdict's
+    JSON, logs and notices must never carry a term; such a name becomes ``redacted-N`` (with
+    its extension when that is term-free), the same N for the same name within one message.
+    """
+    out: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for location in dict.fromkeys(locations):
+        parts = location.split("/")
+        changed = False
+        for index, part in enumerate(parts):
+            prefix = ""
+            if index == 0:
+                if not part.startswith("attachment:"):
+                    break
+                prefix, part = "attachment:", part[len("attachment:"):]
+            elif part.startswith(_STRUCTURAL):
+                continue
+            if part not in names and not _contains_term(part, ruleset):
+                continue
+            if part not in names:
+                stem, dot, ext = part.rpartition(".")
+                suffix = f".{ext}" if dot and stem and not _contains_term(ext, ruleset) else ""
+                names[part] = f"redacted-{len(names) + 1}{suffix}"
+            parts[index] = prefix + names[part]
+            changed = True
+        if changed:
+            out[location] = "/".join(parts)
+    return out
+
+
 def scan(
     raw: bytes,
     envelope: Envelope,
@@ -94,11 +135,19 @@ def scan(
             context[location] = text
             hits.extend(found)
 
-    action, reasons = decide(hits, extraction.unscannable, ruleset.unscannable_action)
+    unscannable = list(extraction.unscannable)
+    renamed = redacted_locations([h.location for h in hits] + [u.location for u in unscannable],
+                                 ruleset)
+    if renamed:
+        hits = [replace(h, location=renamed.get(h.location, h.location)) for h in hits]
+        unscannable = [replace(u, location=renamed.get(u.location, u.location))
+                       for u in unscannable]
+        context = {renamed.get(loc, loc): text for loc, text in context.items()}
+    action, reasons = decide(hits, unscannable, ruleset.unscannable_action)
     return Verdict(
         action=action,
         hits=tuple(hits),
-        unscannable=tuple(extraction.unscannable),
+        unscannable=tuple(unscannable),
         ruleset_version=ruleset.version,
         reasons=reasons,
         segments_scanned=len(merged),

@@ -119,3 +119,22 @@ def test_term_found_in_any_variant_and_encoding(
     verdict = scan(raw, ENVELOPE, RULESET)
     assert verdict.action is Action.HOLD, (text, charset, cte, where)
     assert verdict.hits[0].out_of_scope == ("outsider@other.example",)
+
+
+def test_attachment_name_is_scanned_and_never_echoed() -> None:
+    """A term in an attachment or zip member name is a hit, and the location is redacted."""
+    from tests.extract.factories import make_zip
+
+    raw = make_message(body="see attachments", to="outsider@other.example", attachments=(
+        ("Project Falcon budget.txt", b"numbers only", "text/plain"),
+        ("docs.zip", make_zip({"ファルコン計画/plan.txt": b"no", "other.txt": b"fine"}),
+         "application/zip"),
+    ))
+    verdict = scan(raw, ENVELOPE, RULESET)
+    assert [(h.rule_id, h.location) for h in verdict.hits] == [
+        ("en", "attachment:redacted-1.txt"),
+        ("ja", "attachment:docs.zip/redacted-2/plan.txt"),
+    ]
+    text = str(verdict.to_json()) + " ".join(verdict.reasons)
+    assert "falcon" not in text.lower()
+    assert "ファルコン" not in text

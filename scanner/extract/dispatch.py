@@ -64,6 +64,8 @@ def split_content_type(content_type: str | None) -> tuple[str | None, str | None
 def dispatch(walk: Walk, data: bytes, name: str, content_type: str | None) -> None:
     """Extract ``data`` (a part named ``name``) at ``walk.location``; never raises."""
     try:
+        # The name leaves the company with the part and may itself carry a secret.
+        walk.text(name)
         walk.budget.check_time()
         if walk.archive_depth > walk.budget.limits.max_archive_depth:
             raise LimitExceeded("max_archive_depth")

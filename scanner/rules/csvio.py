@@ -178,7 +178,7 @@ class _CsvReader:
                         self.filename,
                         1,
                         index + 1,
-                        f"unknown column '{cell.strip()}'{v.suggestion(cell.strip(), known)}; "
+                        f"unknown column{v.suggestion(cell.strip(), known)}; "
                         f"known columns: {', '.join(known)}",
                     )
                 )
@@ -334,7 +334,7 @@ class _CsvReader:
                 return True
             if key in _FALSE:
                 return False
-            return report(f"'{text}' is not true or false")
+            return report("not true or false (use TRUE/FALSE, yes/no, 1/0)")
         if name == "action":
             parsed = v.parse_rule_action(_ACTION_ALIASES.get(text.strip(), text))
             return report(parsed) if isinstance(parsed, str) else parsed
@@ -375,7 +375,7 @@ class _CsvReader:
         if name not in v.SETTINGS_KEYS:
             self.add(
                 cell,
-                f"unknown setting '{key}'{v.suggestion(name, v.SETTINGS_KEYS)}; "
+                f"unknown setting{v.suggestion(name, v.SETTINGS_KEYS)}; "
                 f"known settings: {', '.join(v.SETTINGS_KEYS)}",
             )
             return
@@ -429,7 +429,7 @@ class _CsvReader:
                     )
                     self.add(
                         cell,
-                        f"unknown group '{name}'{v.suggestion(name, self.groups)}{known}",
+                        f"unknown group{v.suggestion(name, self.groups)}{known}",
                         rows.id,
                     )
             rules.append(

@@ -67,7 +67,8 @@ def to_alabel(domain: str) -> str:
     try:
         alabel = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
     except idna.IDNAError as exc:
-        raise ValueError(f"not a valid domain name ({exc})") from exc
+        # idna's message quotes the input; ours must not (it may be a misplaced term).
+        raise ValueError("not a valid domain name (a label has a character not allowed)") from exc
     except UnicodeError as exc:  # e.g. a label over 63 characters, from the codec layer
         raise ValueError("not a valid domain name (a label is too long)") from exc
     if "." not in alabel:

@@ -236,7 +236,7 @@ class _YamlReader:
         if isinstance(value, bool) or value != v.SUPPORTED_VERSION:
             self.out.add(
                 _value_pos(doc, "version"),
-                f"unsupported version {value!s}: this Maruhi reads version {v.SUPPORTED_VERSION}",
+                f"unsupported version: this Maruhi reads version {v.SUPPORTED_VERSION}",
             )
 
     def settings(self, doc: CommentedMap) -> Settings:
@@ -284,18 +284,18 @@ class _YamlReader:
             if not isinstance(value, list):
                 self.out.add(
                     _value_pos(node, name),
-                    f"group '{name}' must be a list of addresses, not {_type_name(value)}",
+                    f"a group must be a list of addresses, not {_type_name(value)}",
                 )
                 continue
             for i, item in enumerate(value):
                 pos = _item_pos(value, i)  # type: ignore[arg-type]
                 if not isinstance(item, str):
-                    self.out.add(pos, f"members of group '{name}' must be addresses (text)")
+                    self.out.add(pos, "group members must be addresses (text)")
                     continue
                 address = str(item).strip()
                 message = v.check_address(address)
                 if message:
-                    self.out.add(pos, f"in group '{name}': {message}")
+                    self.out.add(pos, f"in a group: {message}")
                 else:
                     members.setdefault(address, None)
             groups[name] = tuple(members)
@@ -448,7 +448,7 @@ class _YamlReader:
                 )
                 self.out.add(
                     pos,
-                    f"unknown group '{name}'{v.suggestion(name, groups)}{known}",
+                    f"unknown group{v.suggestion(name, groups)}{known}",
                     rule_id,
                 )
             else:

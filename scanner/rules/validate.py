@@ -59,7 +59,8 @@ def suggestion(word: str, known: Iterable[str]) -> str:
 
 def unknown_key(key: str, known: Iterable[str], where: str) -> str:
     known = tuple(known)
-    return f"unknown key '{key}' in {where}{suggestion(key, known)}; known keys: {', '.join(known)}"
+    # The key itself is not echoed: a term typed as a key would leak into logs and terminals.
+    return f"unknown key in {where}{suggestion(key, known)}; known keys: {', '.join(known)}"
 
 
 def check_id(text: str, what: str = "rule id") -> str | None:
@@ -67,7 +68,7 @@ def check_id(text: str, what: str = "rule id") -> str | None:
         return f"empty {what}"
     if not _ID.match(text):
         return (
-            f"{what} '{text}' may use only ASCII letters, digits, '.', '_' and '-' "
+            f"{what} may use only ASCII letters, digits, '.', '_' and '-' "
             "(at most 64, starting with a letter or digit)"
         )
     return None
@@ -86,7 +87,7 @@ def check_domain(text: str) -> str | None:
     try:
         to_alabel(text)
     except ValueError as exc:
-        return f"invalid domain '{text}': {exc}"
+        return f"invalid domain: {exc}"
     return None
 
 
@@ -94,18 +95,18 @@ def check_address(text: str) -> str | None:
     try:
         normalize_address(text)
     except ValueError as exc:
-        return f"invalid address '{text}': {exc}"
+        return f"invalid address: {exc}"
     return None
 
 
 def parse_date(text: str) -> dt.date | str:
     """The date of ``YYYY-MM-DD`` text, or a message saying what is wrong."""
     if not _DATE.fullmatch(text):
-        return f"invalid date '{text}': write expires as YYYY-MM-DD (e.g. 2027-03-31)"
+        return "invalid date: write expires as YYYY-MM-DD (e.g. 2027-03-31)"
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        return f"invalid date '{text}': no such day"
+        return "invalid date: no such day"
 
 
 def parse_rule_action(text: str) -> Action | str:
@@ -114,7 +115,7 @@ def parse_rule_action(text: str) -> Action | str:
         return RULE_ACTIONS[key]
     if key == "pass":
         return "'pass' is not a rule action: use flag, hold or reject"
-    return f"invalid action '{text}': use flag, hold or reject{suggestion(key, RULE_ACTIONS)}"
+    return f"invalid action: use flag, hold or reject{suggestion(key, RULE_ACTIONS)}"
 
 
 def parse_unscannable(text: str) -> Action | str:
@@ -122,7 +123,7 @@ def parse_unscannable(text: str) -> Action | str:
     if key in UNSCANNABLE_ACTIONS:
         return UNSCANNABLE_ACTIONS[key]
     return (
-        f"invalid unscannable setting '{text}': use pass, flag, hold or reject"
+        "invalid unscannable setting: use pass, flag, hold or reject"
         f"{suggestion(key, UNSCANNABLE_ACTIONS)}"
     )
 

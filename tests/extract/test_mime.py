@@ -17,7 +17,8 @@ def _texts(raw: bytes, limits: Limits | None = None) -> dict[str, str]:
     out = extract_message(raw, limits or Limits())
     texts: dict[str, str] = {}
     for seg in out.segments:
-        texts[seg.location] = texts.get(seg.location, "") + seg.text
+        texts[seg.location] = texts[seg.location] + "\n" + seg.text if seg.location in texts \
+            else seg.text
     return texts
 
 
@@ -54,7 +55,7 @@ def test_locations_of_headers_body_and_attachment() -> None:
     assert texts["header:subject"] == "Project Falcon"
     assert texts["header:from"] == "Falcon Team"
     assert texts["body"].strip() == "the body"
-    assert texts["attachment:notes.txt"] == "attached text"
+    assert texts["attachment:notes.txt"] == "notes.txt\nattached text"  # name, then content
 
 
 def test_raw_8bit_shift_jis_subject() -> None:
@@ -93,7 +94,7 @@ def test_rfc2231_filename() -> None:
         b"Content-Disposition: attachment; filename*=UTF-8''%E8%B3%87%E6%96%99.txt\r\n\r\n"
         b"secret\r\n--b--\r\n"
     )
-    assert _texts(raw)["attachment:資料.txt"].strip() == "secret"
+    assert _texts(raw)["attachment:資料.txt"].strip() == "資料.txt\nsecret"
 
 
 def test_forwarded_message_locations() -> None:

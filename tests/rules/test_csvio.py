@@ -133,10 +133,10 @@ def test_multiline_cell_shifts_line_numbers() -> None:
     problems = problems_of(text.encode())
     assert [(p.line, p.column, p.rule_id) for p in problems] == [(4, 4, "a"), (5, 4, "b")]
     assert problems[0].message.startswith(
-        "column 'allow_domains': invalid domain '*.bad.example': wildcards"
+        "column 'allow_domains': invalid domain: wildcards"
     )
     assert str(problems[1]) == (
-        "rules.csv:5:4: [rule b] column 'allow_domains': invalid domain 'bad domain.example': "
+        "rules.csv:5:4: [rule b] column 'allow_domains': invalid domain: "
         "a domain has no spaces"
     )
 
@@ -195,7 +195,7 @@ INVALID_CSV = [
         "unknown-header",
         "id,trem\r\na,x\r\n",
         [(1, 2, None)],
-        "unknown column 'trem' (did you mean 'term'?)",
+        "unknown column (did you mean 'term'?)",
     ),
     (
         "duplicate-header",
@@ -208,7 +208,7 @@ INVALID_CSV = [
         "bad-id",
         "id,term\r\nfalcon plan,x\r\n",
         [(2, 1, None)],
-        "rule id 'falcon plan' may use only",
+        "rule id may use only",
     ),
     (
         "empty-term-row-only",
@@ -233,31 +233,31 @@ INVALID_CSV = [
         "bad-bool",
         "id,term,allow_internal\r\na,x,maybe\r\n",
         [(2, 3, "a")],
-        "'maybe' is not true or false",
+        "not true or false",
     ),
     (
         "bad-owner",
         "id,term,担当者\r\na,x,tanaka\r\n",
         [(2, 3, "a")],
-        "column '担当者': invalid address 'tanaka'",
+        "column '担当者': invalid address",
     ),
     (
         "bad-address-in-list",
         "id,term,allow_addresses\r\na,x,ok@acme.example;not-an-address\r\n",
         [(2, 3, "a")],
-        "invalid address 'not-an-address'",
+        "invalid address",
     ),
     (
         "unknown-group",
         "id,term,allow_groups,group,members\r\na,x,tema,,\r\n,,,team,a@example.co.jp\r\n",
         [(2, 3, "a")],
-        "unknown group 'tema' (did you mean 'team'?); defined groups: team",
+        "unknown group (did you mean 'team'?); defined groups: team",
     ),
     (
         "bad-member",
         "id,group,members\r\n,team,tanaka\r\n",
         [(2, 3, None)],
-        "column 'members': invalid address 'tanaka'",
+        "column 'members': invalid address",
     ),
     (
         "row-of-two-kinds",
@@ -281,13 +281,13 @@ INVALID_CSV = [
         "unknown-setting",
         "id,setting,value\r\n,unscanable,hold\r\n",
         [(2, 2, None)],
-        "unknown setting 'unscanable' (did you mean 'unscannable'?)",
+        "unknown setting (did you mean 'unscannable'?)",
     ),
     (
         "bad-unscannable",
         "id,setting,value\r\n,unscannable,ignore\r\n",
         [(2, 3, None)],
-        "invalid unscannable setting 'ignore'",
+        "invalid unscannable setting",
     ),
     (
         "value-without-header",

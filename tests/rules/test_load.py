@@ -117,14 +117,14 @@ INVALID = [
     ("empty-file", "", 1, 1, "the rules file is empty", None),
     ("top-level-list", "- id: a\n", 1, 1, "must be a mapping with version", None),
     ("missing-version", "rules: []\n", 1, 1, "missing version", None),
-    ("unsupported-version", "version: 2\n", 1, 10, "unsupported version 2", None),
-    ("version-as-text", "version: '1'\n", 1, 10, "unsupported version 1", None),
+    ("unsupported-version", "version: 2\n", 1, 10, "unsupported version", None),
+    ("version-as-text", "version: '1'\n", 1, 10, "unsupported version", None),
     (
         "unknown-top-key",
         "version: 1\nrulez: []\n",
         2,
         1,
-        "unknown key 'rulez' in the rules file (did you mean 'rules'?)",
+        "unknown key in the rules file (did you mean 'rules'?)",
         None,
     ),
     (
@@ -132,7 +132,7 @@ INVALID = [
         "version: 1\nsettings:\n  internal_domain: [a.example]\n",
         3,
         3,
-        "unknown key 'internal_domain' in settings (did you mean 'internal_domains'?)",
+        "unknown key in settings (did you mean 'internal_domains'?)",
         None,
     ),
     (
@@ -140,7 +140,7 @@ INVALID = [
         RULE + "    acton: flag\n",
         5,
         5,
-        "unknown key 'acton' in a rule (did you mean 'action'?)",
+        "unknown key in a rule (did you mean 'action'?)",
         "a",
     ),
     (
@@ -148,7 +148,7 @@ INVALID = [
         RULE + "    allow: {domain: [acme.example]}\n",
         5,
         13,
-        "unknown key 'domain' in allow (did you mean 'domains'?)",
+        "unknown key in allow (did you mean 'domains'?)",
         "a",
     ),
     (
@@ -196,7 +196,7 @@ INVALID = [
         "version: 1\nrules:\n  - id: falcon plan\n    terms: [x]\n",
         3,
         9,
-        "rule id 'falcon plan' may use only ASCII",
+        "rule id may use only ASCII",
         None,
     ),
     ("rule-without-id", "version: 1\nrules:\n  - terms: [x]\n", 3, 5, "rule without id", None),
@@ -238,7 +238,7 @@ INVALID = [
         "    allow: {groups: [tema]}\n",
         7,
         22,
-        "unknown group 'tema' (did you mean 'team'?); defined groups: team",
+        "unknown group (did you mean 'team'?); defined groups: team",
         "a",
     ),
     (
@@ -246,7 +246,7 @@ INVALID = [
         "version: 1\ngroups:\n  team: [a@example.co.jp, tanaka]\n",
         3,
         27,
-        "in group 'team': invalid address 'tanaka': an address needs an '@'",
+        "in a group: invalid address: an address needs an '@'",
         None,
     ),
     (
@@ -254,7 +254,7 @@ INVALID = [
         "version: 1\ngroups:\n  deal team: [a@example.co.jp]\n",
         3,
         3,
-        "group name 'deal team' may use only ASCII",
+        "group name may use only ASCII",
         None,
     ),
     (
@@ -262,7 +262,7 @@ INVALID = [
         RULE + "    allow: {domains: ['*.acme.example']}\n",
         5,
         23,
-        "invalid domain '*.acme.example': wildcards are not needed",
+        "invalid domain: wildcards are not needed",
         "a",
     ),
     (
@@ -270,7 +270,7 @@ INVALID = [
         RULE + "    allow:\n      domains: [cfo@acme.example]\n",
         6,
         17,
-        "invalid domain 'cfo@acme.example': a domain has no '@'",
+        "invalid domain: a domain has no '@'",
         "a",
     ),
     (
@@ -294,7 +294,7 @@ INVALID = [
         "version: 1\nrules:\n  - id: a\n    recipient_domains: [rival]\n",
         4,
         25,
-        "invalid domain 'rival': a domain needs at least one dot",
+        "invalid domain: a domain needs at least one dot",
         "a",
     ),
     (
@@ -302,7 +302,7 @@ INVALID = [
         "version: 1\nsettings:\n  internal_domains: [example..jp]\n",
         3,
         22,
-        "invalid domain 'example..jp'",
+        "invalid domain",
         None,
     ),
     (
@@ -310,10 +310,10 @@ INVALID = [
         RULE + "    allow:\n      addresses: ['cfo partner.example']\n",
         6,
         19,
-        "invalid address 'cfo partner.example'",
+        "invalid address",
         "a",
     ),
-    ("owner-invalid", RULE + "    owner: tanaka\n", 5, 12, "owner: invalid address 'tanaka'", "a"),
+    ("owner-invalid", RULE + "    owner: tanaka\n", 5, 12, "owner: invalid address", "a"),
     ("date-no-such-day", RULE + "    expires: 2027-02-30\n", 5, 14, "no such day", "a"),
     (
         "date-wrong-form",
@@ -337,7 +337,7 @@ INVALID = [
         RULE + "    action: hodl\n",
         5,
         13,
-        "invalid action 'hodl': use flag, hold or reject (did you mean 'hold'?)",
+        "invalid action: use flag, hold or reject (did you mean 'hold'?)",
         "a",
     ),
     (
@@ -345,7 +345,7 @@ INVALID = [
         "version: 1\nsettings:\n  unscannable: ignore\n",
         3,
         16,
-        "invalid unscannable setting 'ignore': use pass, flag, hold or reject",
+        "invalid unscannable setting: use pass, flag, hold or reject",
         None,
     ),
 ]
@@ -414,7 +414,7 @@ def test_several_problems_are_all_reported_in_reading_order() -> None:
         (15, 13, "a"),  # hodl
         (16, 5, "b"),  # no terms
     ]
-    assert str(problems[0]) == "bad.yaml:1:10: unsupported version 2: this Maruhi reads version 1"
+    assert str(problems[0]) == "bad.yaml:1:10: unsupported version: this Maruhi reads version 1"
 
 
 @pytest.mark.parametrize(
