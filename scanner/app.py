@@ -22,11 +22,17 @@ from typing import Any
 
 from scanner.aio import spawn
 from scanner.config import ConfigError, Settings
-from scanner.errors import RuleError
 from scanner.logs import get_logger
 from scanner.metrics import Metrics, MetricsServer
 from scanner.model import Envelope, Verdict
-from scanner.relay.reload import RulesWatcher, Validator, read_snapshot
+from scanner.relay import scanpool
+from scanner.relay.reload import (
+    RulesWatcher,
+    Validator,
+    import_rules_file,
+    read_snapshot,
+    store_snapshot,
+)
 from scanner.relay.scanpool import (
     RulesInfo,
     RulesSnapshot,
@@ -39,6 +45,7 @@ from scanner.relay.scanpool import (
 )
 from scanner.relay.server import RelayConfig, RelayHandler, RelayServer
 from scanner.relay.upstream import UpstreamConfig, UpstreamPool
+from scanner.rulestore.base import RuleStore
 from scanner.store.base import QuarantineStore
 
 _log = get_logger("maruhi.app")
@@ -54,14 +61,19 @@ class ScanHooks:
     task: WorkerTask = scan_task
     loader: WorkerLoader | None = load_compiled
     validate: Validator = compile_info
+    # Rule versions live in the data directory's rule store, shared with the web app (the real
+    # rules format only; test doubles with their own format run from the file alone).
+    rulestore: bool = True
 
 
-def resolve_rules(settings: Settings) -> Path:
+def resolve_rules(settings: Settings, *, required: bool = True) -> Path | None:
     """The rules file: configured, else ``rules/example-en.yaml`` when present."""
     if settings.scan.rules is not None:
         return settings.scan.rules
     if DEFAULT_RULES.is_file():
         return DEFAULT_RULES
+    if not required:
+        return None
     raise ConfigError(f"{settings.source}: [scan] rules is required: no rules file given and "
                       f"{DEFAULT_RULES} does not exist (it has no other default)")
 
@@ -108,6 +120,10 @@ class Daemon:
         self.relay: RelayServer | None = None
         self.handler: RelayHandler | None = None
         self.watcher: RulesWatcher | None = None
+        self.rulestore: RuleStore | None = None
+        self._web_task: asyncio.Task[None] | None = None
+        self._web_stop = asyncio.Event()
+        self.web_address: tuple[str, int] | None = None
         self._metrics_server: MetricsServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
@@ -122,25 +138,21 @@ class Daemon:
         s = self.settings
         hostname = s.relay.hostname or await asyncio.to_thread(socket.getfqdn)
         tls = _server_tls(s)
-        rules_path = resolve_rules(s)
-        try:
-            snapshot: RulesSnapshot = await asyncio.to_thread(
-                read_snapshot, rules_path, self.hooks.validate)
-        except OSError as exc:
-            raise ConfigError(f"{rules_path}: cannot read rules ({type(exc).__name__})") from exc
-        except RuleError:
-            raise
         self.store = await asyncio.to_thread(self._store_factory, s.store.data_dir)
         store = self.store
         self.metrics.add_store(lambda: _store_stats(store))
+        rules_path, file_data, active_id, snapshot = await self._initial_rules()
 
         if s.metrics.listen is not None:
             self._metrics_server = MetricsServer(self.metrics, self.ready)
             self.metrics_address = await self._metrics_server.start(
                 s.metrics.listen.host, s.metrics.listen.port)
 
+        metrics = self.metrics
+        scanpool.RULES_CACHE_DIR = s.store.data_dir / "cache"
         self.pool = ScanPool(workers=s.scan.workers, timeout=s.scan.timeout,
-                             task=self.hooks.task, loader=self.hooks.loader)
+                             task=self.hooks.task, loader=self.hooks.loader,
+                             on_replace=lambda _why: metrics.scanpool_replacements.inc())
         await self.pool.start(snapshot)
         self.upstream = UpstreamPool(UpstreamConfig(
             host=s.upstream.address.host, port=s.upstream.address.port, tls=s.upstream.tls,
@@ -157,7 +169,8 @@ class Daemon:
             max_connections=s.relay.max_connections,
             command_timeout=s.relay.command_timeout,
             data_timeout=s.relay.data_timeout,
-            processing_timeout=s.scan.timeout + s.upstream.timeout + 30.0,
+            # Waiting for a free scanner (queue timeout = scan timeout) + scanning + upstream.
+            processing_timeout=2 * s.scan.timeout + s.upstream.timeout + 30.0,
             tls_context=tls,
             require_tls=s.relay.require_tls,
             auth_users={u: p.reveal() for u, p in s.relay.auth_users.items()},
@@ -178,23 +191,94 @@ class Daemon:
         self.relay = RelayServer(self.handler, self.metrics)
 
         self.watcher = RulesWatcher(rules_path, self.pool, interval=s.scan.reload_interval,
-                                    validate=self.hooks.validate,
+                                    validate=self.hooks.validate, store=self.rulestore,
                                     on_reload=lambda _info: self.metrics.rules_reloads.labels(
                                         "ok").inc())
-        assert snapshot.data is not None
-        self.watcher.prime(snapshot.data)
+        self.watcher.prime(file_data, active_id)
         self._tasks.append(spawn(self.watcher.run(), name="rules.watch"))
         if self._run_outbox:
             self._tasks.append(spawn(self._outbox(store), name="outbox"))
             self._tasks.append(spawn(self._retention(store), name="retention"))
 
+        if s.web.listen is not None:
+            await self._start_web(store)
         self.relay_address = await self.relay.start(s.relay.listen.host, s.relay.listen.port)
         _log.info("serve.started", listen=f"{self.relay_address[0]}:{self.relay_address[1]}",
                   upstream=str(s.upstream.address), rules=str(rules_path),
-                  ruleset_version=snapshot.info.version, workers=self.pool.workers,
-                  data_dir=str(s.store.data_dir),
+                  rules_version=active_id, ruleset_version=snapshot.info.version,
+                  workers=self.pool.workers, data_dir=str(s.store.data_dir),
                   metrics=(f"{self.metrics_address[0]}:{self.metrics_address[1]}"
-                           if self.metrics_address else None))
+                           if self.metrics_address else None),
+                  web=(f"http://{self.web_address[0]}:{self.web_address[1]}/"
+                       if self.web_address else None))
+
+    async def _initial_rules(self) -> tuple[Path | None, bytes | None, int | None,
+                                            RulesSnapshot]:
+        """(rules file, its bytes, active store version id, snapshot the workers start with).
+
+        With the rule store, a changed rules file is first imported as the active version; then
+        the store's active version runs (it may be one activated in the web app)."""
+        s = self.settings
+        hooks = self.hooks
+        rules_path = resolve_rules(s, required=not hooks.rulestore)
+        if not hooks.rulestore:
+            assert rules_path is not None
+            try:
+                snapshot: RulesSnapshot = await asyncio.to_thread(
+                    read_snapshot, rules_path, hooks.validate)
+            except OSError as exc:
+                raise ConfigError(
+                    f"{rules_path}: cannot read rules ({type(exc).__name__})") from exc
+            return rules_path, snapshot.data, None, snapshot
+        from scanner.rulestore import open_rulestore
+
+        self.rulestore = rulestore = await asyncio.to_thread(open_rulestore, s.store.data_dir)
+        file_data: bytes | None = None
+        if rules_path is not None:
+            try:
+                file_data = await asyncio.to_thread(rules_path.read_bytes)
+            except OSError as exc:
+                raise ConfigError(
+                    f"{rules_path}: cannot read rules ({type(exc).__name__})") from exc
+            version = await asyncio.to_thread(import_rules_file, rulestore, rules_path, file_data)
+            if version is not None:
+                _log.info("rules.imported", file=str(rules_path), store_version=version.id)
+        found = await asyncio.to_thread(store_snapshot, rulestore, hooks.validate)
+        if found is None:
+            raise ConfigError(f"{s.source}: [scan] rules is required: no rules file given and no "
+                              "active rules version in the data directory")
+        active_id, snapshot = found
+        return rules_path, file_data, active_id, snapshot
+
+    async def _start_web(self, store: QuarantineStore) -> None:
+        """The review web app on [web] listen; returns once it listens (OSError if it cannot)."""
+        import importlib
+
+        listen = self.settings.web.listen
+        assert listen is not None
+        # fastapi/uvicorn take a second to import: not on the event loop.
+        web_app = await asyncio.to_thread(importlib.import_module, "scanner.web.app")
+        from scanner.web.context import WebSettings
+
+        w = self.settings.web
+        web_settings = WebSettings(data_dir=self.settings.store.data_dir,
+                                   cookie_secure=w.cookie_secure,
+                                   idle_timeout=timedelta(minutes=w.idle_minutes),
+                                   session_lifetime=timedelta(hours=w.session_hours))
+        started = asyncio.Event()
+        self._web_task = spawn(web_app.serve_web(
+            listen.host, listen.port, web_settings, store=store, rules=self.rulestore,
+            stop=self._web_stop, started=started), name="web")
+        waiter = spawn(started.wait(), name="web.started")
+        await asyncio.wait({self._web_task, waiter}, timeout=60.0,
+                           return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._web_task.done():
+            exc = self._web_task.exception()
+            raise exc if exc is not None else OSError("review web app stopped at start")
+        if not started.is_set():
+            raise OSError("review web app did not start within 60 s")
+        self.web_address = (listen.host, listen.port)
 
     async def _outbox(self, store: QuarantineStore) -> None:
         from scanner.notify.compose import NoticeOptions
@@ -236,6 +320,14 @@ class Daemon:
         if self.relay is not None:
             clean = await self.relay.drain(self.settings.relay.drain_seconds)
         self._outbox_stop.set()
+        if self._web_task is not None:
+            self._web_stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._web_task), 10.0)
+            except TimeoutError:
+                self._web_task.cancel()
+            except Exception as exc:  # already reported by spawn; shutdown goes on
+                _log.error("web.stop_failed", error=type(exc).__name__)
         for task in self._tasks:
             if task.get_name() != "outbox":
                 task.cancel()
@@ -249,6 +341,8 @@ class Daemon:
             await self._metrics_server.close()
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
+        if self.rulestore is not None:
+            await asyncio.to_thread(self.rulestore.close)
         _log.info("serve.stopped", drained=clean)
 
 

@@ -147,6 +147,16 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class WebAppSettings:
+    """[web]: the review and rules web app, served by ``maruhi serve``; empty listen disables."""
+
+    listen: HostPort | None = HostPort("127.0.0.1", 8025)
+    cookie_secure: bool = True  # browsers treat http://127.0.0.1 as secure; else use HTTPS
+    idle_minutes: float = 30.0
+    session_hours: float = 12.0
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """[log]"""
 
@@ -163,6 +173,7 @@ class Settings:
     notices: NoticeSettings = field(default_factory=NoticeSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    web: WebAppSettings = field(default_factory=WebAppSettings)
     log: LogSettings = field(default_factory=LogSettings)
     source: str = "<defaults>"  # where the settings came from, for messages
 
@@ -299,5 +310,7 @@ def validate(settings: Settings) -> None:
                           "(it has no default)")
     if settings.upstream.pool_size < 1:
         raise ConfigError(f"{where}: [upstream] pool_size must be at least 1")
+    if settings.web.idle_minutes <= 0 or settings.web.session_hours <= 0:
+        raise ConfigError(f"{where}: [web] idle_minutes and session_hours must be positive")
     if settings.scan.timeout <= 0:
         raise ConfigError(f"{where}: [scan] timeout must be positive")

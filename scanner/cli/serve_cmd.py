@@ -1,10 +1,10 @@
 """``maruhi serve`` (the relay daemon) and ``maruhi sink`` (a local upstream for the demo).
 
 Builds ``Settings`` from ``--config`` and the environment, applies the command-line overrides
-(``--rules --data-dir --listen --upstream --metrics --workers``), configures logging once and
-runs the daemon until SIGTERM/SIGINT. Unusable configuration or rules exit 2 with one line on
-stderr (rule problems as ``file:line`` with rule ids, never a term). It must not contain daemon
-logic: that is ``scanner.app``.
+(``--rules --data-dir --listen --upstream --metrics --workers --web --no-web``), configures
+logging once and runs the daemon (relay and review web app) until SIGTERM/SIGINT. Unusable
+configuration or rules exit 2 with one line on stderr (rule problems as ``file:line`` with rule
+ids, never a term). It must not contain daemon logic: that is ``scanner.app``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
         help="run the before-queue SMTP relay",
         description="Run the relay: scan every message, relay, flag, hold or reject it. "
         "Defaults without a config: listen 127.0.0.1:10025, upstream 127.0.0.1:10026, data "
-        "directory ./var/maruhi, rules from rules/example-en.yaml.",
+        "directory ./var/maruhi, rules from rules/example-en.yaml, review web app on "
+        "http://127.0.0.1:8025/.",
     )
     serve.add_argument("--config", type=Path, metavar="maruhi.toml")
     serve.add_argument("--rules", type=Path, metavar="FILE", help="rules file (YAML or CSV)")
@@ -37,6 +38,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--metrics", metavar="HOST:PORT",
                        help="metrics/health HTTP address, or 'off'")
     serve.add_argument("--workers", type=int, metavar="N", help="scanner processes (0 = cores)")
+    web = serve.add_mutually_exclusive_group()
+    web.add_argument("--web", metavar="HOST:PORT",
+                     help="review web app address (default 127.0.0.1:8025)")
+    web.add_argument("--no-web", action="store_true", help="do not serve the review web app")
     serve.add_argument("--log-format", choices=("json", "console"))
     serve.set_defaults(func=run)
 
@@ -69,6 +74,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         metrics = None if args.metrics == "off" else HostPort.parse(args.metrics,
                                                                     what="--metrics")
         s = dataclasses.replace(s, metrics=dataclasses.replace(s.metrics, listen=metrics))
+    if args.web is not None or args.no_web:
+        web = None if args.no_web else HostPort.parse(args.web, what="--web")
+        s = dataclasses.replace(s, web=dataclasses.replace(s.web, listen=web))
     if args.log_format is not None:
         s = dataclasses.replace(s, log=dataclasses.replace(s.log, format=args.log_format))
     return s

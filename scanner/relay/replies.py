@@ -27,6 +27,7 @@ class Outcome(enum.StrEnum):
     HELD = "held"
     REJECTED = "rejected"
     STORE_FAILED = "store_failed"  # disk full etc. → 451
+    SCANNER_BUSY = "scanner_busy"  # no scanner worker free within the queue timeout → 451
     BARE_LF = "bare_lf"  # refused by the bare_lf = "reject" policy
     ERROR = "error"  # anything unexpected → 451 4.3.0
 
@@ -35,11 +36,16 @@ class UpstreamUnavailable(TransientError):
     """The upstream could not be reached, dropped the connection or timed out."""
 
 
+class ScannerBusy(TransientError):
+    """No scanner worker became free within the queue timeout (overload): the client retries."""
+
+
 # Fixed replies. Enhanced status codes per RFC 3463.
 TRY_AGAIN = "451 4.3.0 Temporary local problem, please try again later"
 UPSTREAM_UNAVAILABLE = "451 4.4.1 Upstream unavailable, please try again later"
 UPSTREAM_TIMEOUT = "451 4.4.2 Upstream timed out, please try again later"
 STORE_UNAVAILABLE = "451 4.3.1 Quarantine storage unavailable, please try again later"
+SCANNER_BUSY = "451 4.3.0 Content scanner busy, please try again later"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
@@ -86,6 +92,8 @@ def for_exception(exc: BaseException) -> tuple[str, Outcome]:
         if isinstance(exc.__cause__, TimeoutError) or "timeout" in cause:
             return UPSTREAM_TIMEOUT, Outcome.UPSTREAM_UNAVAILABLE
         return UPSTREAM_UNAVAILABLE, Outcome.UPSTREAM_UNAVAILABLE
+    if isinstance(exc, ScannerBusy):
+        return SCANNER_BUSY, Outcome.SCANNER_BUSY
     if isinstance(exc, TransientError):
         return STORE_UNAVAILABLE, Outcome.STORE_FAILED
     if isinstance(exc, ssl.SSLError):

@@ -80,6 +80,42 @@ def _address(addr: str) -> bytes:
     return b"<" + addr.encode("utf-8", "surrogateescape") + b">"
 
 
+def data_payload(message: bytes) -> bytes | None:
+    """The DATA payload of a message with CRLF line ends only: dot-stuffed and ending in CRLF
+    (without the final ".CRLF"); None when it has a bare CR or LF (aiosmtplib normalizes those).
+
+    The same bytes as aiosmtplib's regex-based normalization, at a fraction of its cost."""
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        return None
+    body = message.replace(b"\r\n.", b"\r\n..")
+    if body.startswith(b"."):
+        body = b"." + body
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body
+
+
+async def _send_data(client: aiosmtplib.SMTP, message: bytes) -> Reply:
+    """DATA with the upstream's replies returned (354 refusals and final 4xx/5xx alike)."""
+    body = data_payload(message)
+    proto = client.protocol
+    if body is None or proto is None:
+        try:
+            resp = await client.data(message)
+        except aiosmtplib.SMTPResponseException as exc:
+            return Reply(exc.code, exc.message)
+        return Reply(resp.code, resp.message)
+    resp = await client.execute_command(b"DATA")
+    if resp.code != 354:
+        return Reply(resp.code, resp.message)
+    proto.write(body)
+    proto.write(b".\r\n")
+    timeout = client.timeout
+    resp = await proto.read_response(timeout=timeout if isinstance(timeout, float | int) else None)
+    return Reply(resp.code, resp.message)
+
+
 class UpstreamPool:
     """Idle connections kept for reuse; at most ``pool_size`` connections in use at once."""
 
@@ -218,20 +254,15 @@ class UpstreamTransaction:
         if client is None:
             raise UpstreamUnavailable("no upstream transaction")
         try:
-            resp = await client.data(message)
-            reply = Reply(resp.code, resp.message)
-        except aiosmtplib.SMTPDataError as exc:
-            reply = Reply(exc.code, exc.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:
-                self._drop()
-                raise UpstreamUnavailable("upstream closing") from exc
-            reply = Reply(exc.code, exc.message)
+            reply = await _send_data(client, message)
         except _NETWORK_ERRORS as exc:
             self._drop()
             raise UpstreamUnavailable("upstream connection lost") from exc
+        if reply.code == 421:
+            self._drop()
+            raise UpstreamUnavailable("upstream closing")
         self._client = None
-        self._pool.release(client, reusable=reply.code != 421)
+        self._pool.release(client, reusable=True)
         return reply
 
     async def abort(self) -> None:

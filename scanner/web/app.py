@@ -12,12 +12,15 @@ framing (except our own sanitised-body frame) and any script but our own file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import structlog
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,16 +31,28 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scanner.accounts import AccountStore, open_accounts
+from scanner.aio import spawn
+from scanner.notify.links import load_link_key
 from scanner.rulestore import RuleStore, open_rulestore
 from scanner.rulestore.active import ActiveRuleset
 from scanner.store import QuarantineStore, open_store
-from scanner.web import routes_api, routes_audit, routes_auth, routes_quarantine, routes_rules
+from scanner.web import (
+    routes_admin,
+    routes_api,
+    routes_audit,
+    routes_auth,
+    routes_quarantine,
+    routes_rules,
+    routes_status,
+)
 from scanner.web.context import WebContext, WebSettings
 from scanner.web.queries import QuarantineQueries
 from scanner.web.render import error, is_api
+from scanner.web.requests import ReleaseRequests
 from scanner.web.security import PAGE_CSP, Forbidden, LoginLimiter, LoginRequired
 
 _HERE = Path(__file__).parent
+_log = structlog.get_logger("maruhi.web")
 
 
 def _templates() -> Jinja2Templates:
@@ -70,11 +85,19 @@ def create_app(
         rules = open_rulestore(settings.data_dir)
         owned.append(rules)
     queries = QuarantineQueries(settings.data_dir)
+    requests = ReleaseRequests(settings.data_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lapser = None
+        if settings.grant_check_interval is not None:
+            lapser = spawn(_lapse_loop(app.state.ctx, settings.grant_check_interval),
+                           name="web.scope_lapse")
         yield
+        if lapser is not None:
+            lapser.cancel()
         queries.close()
+        requests.close()
         for handle in owned:
             handle.close()
 
@@ -97,9 +120,12 @@ def create_app(
                              window=settings.login_window),
         templates=_templates(),
         now=now or (lambda: datetime.now(UTC)),
+        requests=requests,
+        link_key=load_link_key(settings.data_dir),
     )
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
-    for module in (routes_auth, routes_quarantine, routes_rules, routes_audit, routes_api):
+    for module in (routes_auth, routes_quarantine, routes_rules, routes_audit, routes_api,
+                   routes_status, routes_admin):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -111,7 +137,8 @@ def create_app(
         headers["X-Content-Type-Options"] = "nosniff"
         # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on form
         # posts, which the CSRF origin check must refuse; nothing leaks to other sites either way.
-        headers["Referrer-Policy"] = "same-origin"
+        # A route may ask for less (the sender's status link sets no-referrer).
+        headers.setdefault("Referrer-Policy", "same-origin")
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         if not request.url.path.startswith("/static/"):
             headers["Cache-Control"] = "no-store"
@@ -145,6 +172,22 @@ def create_app(
     return app
 
 
+async def _lapse_loop(ctx: WebContext, interval: timedelta) -> None:
+    """Lapse time-limited scope extensions now (catching up after downtime), then periodically."""
+    from starlette.concurrency import run_in_threadpool
+
+    from scanner.web.extend import lapse_due
+
+    while True:
+        try:
+            version = await run_in_threadpool(lapse_due, ctx)
+            if version is not None:
+                _log.info("web.scope_lapsed", rules_version=version.id)
+        except Exception as exc:  # keep checking: the next round may succeed (database busy)
+            _log.error("web.scope_lapse_failed", error=type(exc).__name__)
+        await asyncio.sleep(interval.total_seconds())
+
+
 async def serve_web(
     host: str,
     port: int,
@@ -153,9 +196,16 @@ async def serve_web(
     store: QuarantineStore | None = None,
     accounts: AccountStore | None = None,
     rules: RuleStore | None = None,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
 ) -> None:
-    """Serve the app until cancelled (the composition root runs this next to the relay)."""
-    app = create_app(settings, store=store, accounts=accounts, rules=rules)
+    """Serve the app until ``stop`` is set (a clean uvicorn shutdown) or until cancelled.
+
+    ``started`` is set once the socket listens; a failed start (address in use) raises
+    ``OSError`` instead of uvicorn's ``sys.exit``."""
+    # Opening the stores and building the app is blocking work: not on the event loop.
+    app = await asyncio.to_thread(create_app, settings, store=store, accounts=accounts,
+                                  rules=rules)
     config = uvicorn.Config(
         app,
         host=host,
@@ -165,11 +215,36 @@ async def serve_web(
         server_header=False,
         proxy_headers=False,
     )
-    await _Server(config).serve()
+    server = _Server(config)
+    server.started_event = started
+    if stop is None:
+        await server.serve()
+        return
+
+    async def watch() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = spawn(watch(), name="web.stop")
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the daemon owns SIGTERM/SIGINT and cancels us."""
+    """uvicorn without its signal handlers: the daemon owns SIGTERM/SIGINT and stops us."""
+
+    started_event: asyncio.Event | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            raise OSError(f"review web app cannot listen on {self.config.host}:"
+                          f"{self.config.port}") from None
+        if self.started and self.started_event is not None:
+            self.started_event.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -2,14 +2,15 @@
 
     .venv/bin/python -m tests.bench.bench_relay [--quick] [--runs 3]
 
-Servers, each in its own process on a loopback port: (1) a stock aiosmtpd server that discards,
-(2) a bare aiosmtpd relay with a pooled persistent aiosmtplib upstream connection per worker
-session, (3) ``maruhi serve`` with a generated 10k-term ruleset. Upstream for both relays:
-Postfix's ``smtp-sink`` when installed, else an aiosmtpd discard sink. Load: Postfix's
-``smtp-source -s 20`` when installed (a new connection per message, as in the issue's figures),
-else an aiosmtplib generator with 20 concurrent sessions. Mail: 10 KB text and 1 MB (a 760 KB
-attachment). Reports msg/s medians and ratios, and the p99 latency Maruhi adds (aiosmtplib
-client, 20 sessions, per-message send time, ours minus bare relay). Traffic stays on 127.0.0.1.
+Servers, each in its own process on a loopback port, measured in interleaved rounds: (1) a
+stock aiosmtpd server that discards, (2) a bare aiosmtpd relay with a pooled persistent
+aiosmtplib upstream connection per worker session, (3) ``maruhi serve`` with a generated
+10k-term ruleset. Upstream for both relays: Postfix's ``smtp-sink`` when installed, else an
+aiosmtpd discard sink. Load: Postfix's ``smtp-source -s 20`` when installed (a new connection per
+message, as in the issue's figures), else an aiosmtplib generator with 20 concurrent sessions.
+Mail: 10 KB text and 1 MB (a 760 KB attachment). Reports msg/s medians and ratios, and the p99
+latency Maruhi adds (aiosmtplib client, 20 sessions, per-message send time, ours minus bare
+relay). Traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def start_server(name: str, upstream_port: int, rules: Path, data: Path) -> tupl
     else:
         args = [PY, "-m", "scanner.cli.main", "serve", "--rules", str(rules), "--data-dir",
                 str(data), "--listen", f"127.0.0.1:{port}", "--upstream",
-                f"127.0.0.1:{upstream_port}", "--metrics", "off"]
+                f"127.0.0.1:{upstream_port}", "--metrics", "off", "--no-web"]
     env = dict(os.environ, MARUHI_UPSTREAM_TLS="none")
     return Proc(args, port, env=env), port
 
@@ -261,23 +262,28 @@ def main() -> int:
     upstream, up_port, up_name = start_upstream()
     results: dict[tuple[str, str], list[float]] = {}
     latency: dict[str, list[float]] = {}
+    servers = ("discard", "bare", "maruhi")
+    procs: dict[str, tuple[Proc, int]] = {}
     try:
-        for server in ("discard", "bare", "maruhi"):
-            proc, port = start_server(server, up_port, rules, tmp / f"data-{server}")
-            try:
-                for kind, count in counts.items():
-                    for _ in range(args.runs):
-                        if use_source:
-                            rate = load_smtp_source(port, emls[kind], count)
-                        else:
-                            rate, _lat = load_aio(port, mails[kind], count)
-                        results.setdefault((server, kind), []).append(rate)
-                if server in ("bare", "maruhi"):
-                    _rate, lat = load_aio(port, mails["10k"], counts["10k"])
-                    latency[server] = lat
-            finally:
-                proc.stop()
+        for server in servers:
+            procs[server] = start_server(server, up_port, rules, tmp / f"data-{server}")
+        # Interleaved rounds: background load on a shared machine drifts, so every round
+        # measures each server once, back to back, and the medians compare like with like.
+        for kind, count in counts.items():
+            for _ in range(args.runs):
+                for server in servers:
+                    port = procs[server][1]
+                    if use_source:
+                        rate = load_smtp_source(port, emls[kind], count)
+                    else:
+                        rate, _lat = load_aio(port, mails[kind], count)
+                    results.setdefault((server, kind), []).append(rate)
+        for server in ("bare", "maruhi"):
+            _rate, lat = load_aio(procs[server][1], mails["10k"], counts["10k"])
+            latency[server] = lat
     finally:
+        for proc, _port in procs.values():
+            proc.stop()
         upstream.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

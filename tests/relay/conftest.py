@@ -19,6 +19,7 @@ from scanner.config import (
     Settings,
     StoreSettings,
     UpstreamSettings,
+    WebAppSettings,
 )
 from tests.relay.fakes import (
     LoopThread,
@@ -29,7 +30,8 @@ from tests.relay.fakes import (
     write_fake_rules,
 )
 
-FAKE_HOOKS = ScanHooks(task=header_verdict_task, loader=fake_loader, validate=fake_validate)
+FAKE_HOOKS = ScanHooks(task=header_verdict_task, loader=fake_loader, validate=fake_validate,
+                       rulestore=False)
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +78,7 @@ def relay_settings(tmp_path: Path, upstream_port: int, rules: Path, **relay_kw: 
         scan=ScanSettings(rules=rules, workers=1, timeout=5.0, reload_interval=0.2),
         store=StoreSettings(data_dir=tmp_path / "data"),
         metrics=MetricsSettings(listen=HostPort("127.0.0.1", 0)),
+        web=WebAppSettings(listen=None),
     )
 
 

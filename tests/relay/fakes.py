@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class Delivered:
     recipients: list[str]
     mail_options: list[str]
     data: bytes
+    tls: bool = False  # the upstream session was encrypted (STARTTLS)
 
 
 @dataclass
@@ -127,7 +129,7 @@ class UpstreamHandler:
         with self.lock:
             self.delivered.append(Delivered(str(envelope.mail_from), list(envelope.rcpt_tos),
                                             list(envelope.mail_options),
-                                            envelope.original_content))
+                                            envelope.original_content, session.ssl is not None))
         return f"250 2.0.0 Ok: queued as UP{len(self.delivered)}"
 
 
@@ -151,8 +153,9 @@ class LoopThread:
 class Upstream:
     """A real aiosmtpd upstream on an ephemeral loopback port, in its own loop thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls_context: ssl.SSLContext | None = None) -> None:
         self.handler = UpstreamHandler()
+        self.tls_context = tls_context  # offer STARTTLS with this server context
         self.port = 0
         self._lt: LoopThread | None = None
         self._server: asyncio.Server | None = None
@@ -165,7 +168,7 @@ class Upstream:
         async def listen() -> asyncio.Server:
             return await loop.create_server(
                 lambda: SMTP(handler, hostname="upstream.test", enable_SMTPUTF8=True,
-                             data_size_limit=None, loop=loop),
+                             data_size_limit=None, tls_context=self.tls_context, loop=loop),
                 "127.0.0.1", 0)
 
         self._server = self._lt.run(listen())

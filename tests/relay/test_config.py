@@ -75,3 +75,46 @@ def test_reject_reply_names_rules_only() -> None:
     """The reject reply is 550 5.7.1 with rule ids."""
     assert replies.rejected(["a", "b"]) == (
         "550 5.7.1 Message refused by data-loss-prevention policy (a, b)")
+
+
+def test_deploy_config_documents_every_key() -> None:
+    """Every settings key appears in deploy/maruhi.toml under its section, after a comment."""
+    import dataclasses
+    import re
+    import typing
+
+    from scanner.config import Settings
+
+    lines = DEPLOY.read_text().splitlines()
+    section = ""
+    documented: set[tuple[str, str]] = set()
+    for i, line in enumerate(lines):
+        head = re.match(r"^\[([\w.]+)\]", line)
+        if head:
+            section = head.group(1)
+            if "." in section:  # a table key such as [relay.auth_users]
+                parent, key = section.split(".", 1)
+                if lines[i - 1].startswith("#"):
+                    documented.add((parent, key))
+            continue
+        m = re.match(r"^#?\s?(\w+) = ", line)
+        if m and i > 0 and lines[i - 1].startswith("#"):
+            documented.add((section, m.group(1)))
+    hints = typing.get_type_hints(Settings)
+    expected = {(f.name, k.name)
+                for f in dataclasses.fields(Settings) if f.name != "source"
+                for k in dataclasses.fields(hints[f.name])}
+    assert expected - documented == set()
+
+
+def test_web_flags_override_config() -> None:
+    """--web HOST:PORT and --no-web set [web] listen; the default serves on 127.0.0.1:8025."""
+    from scanner.cli.main import build_parser
+    from scanner.cli.serve_cmd import settings_from_args
+
+    parser = build_parser()
+    assert settings_from_args(parser.parse_args(["serve"])).web.listen == HostPort(
+        "127.0.0.1", 8025)
+    assert settings_from_args(parser.parse_args(["serve", "--web", "0.0.0.0:9000"])
+                              ).web.listen == HostPort("0.0.0.0", 9000)
+    assert settings_from_args(parser.parse_args(["serve", "--no-web"])).web.listen is None

@@ -50,3 +50,60 @@ def test_real_rules(real_relay: RunningRelay, upstream: Upstream, body: str, cod
         assert check in where
     assert b"Bluebird" not in text
     assert b"1,284,500" not in text
+
+
+def _rules(term: str) -> bytes:
+    return (f"version: 1\nsettings:\n  internal_domains: [example.com]\nrules:\n"
+            f"  - id: swap-test\n    terms: [\"{term}\"]\n    action: reject\n").encode()
+
+
+def _wait_version(relay: RunningRelay, old: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while relay.daemon.pool is not None and relay.daemon.pool.info.version == old:
+        assert time.monotonic() < deadline, "ruleset was not swapped"
+        time.sleep(0.1)
+
+
+def _code(relay: RunningRelay, body: str) -> int:
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as c:
+        c.ehlo("client.test")
+        c.mail("bob@example.com")
+        c.rcpt("x@outside.example")
+        return c.data(mail(body))[0]
+
+
+def test_rule_versions_from_store_and_file_are_hot_swapped(
+        start_relay: Callable[..., RunningRelay], upstream: Upstream, tmp_path: Path) -> None:
+    """A version activated in the rule store (web app) and a changed rules file both go live."""
+    from datetime import UTC, datetime
+
+    from scanner.rulestore import open_rulestore
+
+    rules_file = tmp_path / "live.yaml"
+    rules_file.write_bytes(_rules("Alpha Kestrel"))
+    s = relay_settings(tmp_path, upstream.port, rules_file)
+    relay = start_relay(settings=s, hooks=ScanHooks())
+    assert relay.daemon.pool is not None
+    assert _code(relay, "about Alpha Kestrel") == 550
+    assert _code(relay, "about Beta Kestrel") == 250
+
+    store = open_rulestore(tmp_path / "data")
+    try:
+        before = relay.daemon.pool.info.version
+        store.create_version(_rules("Beta Kestrel"), "web.yaml", author="admin", reason="test",
+                             now=datetime.now(UTC), activate=True)
+        _wait_version(relay, before)
+        assert _code(relay, "about Beta Kestrel") == 550
+        assert _code(relay, "about Alpha Kestrel") == 250
+
+        before = relay.daemon.pool.info.version
+        rules_file.write_bytes(_rules("Gamma Kestrel"))
+        _wait_version(relay, before)
+        assert _code(relay, "about Gamma Kestrel") == 550
+        history = store.history()
+        assert [v.author for v in history] == ["rules-file", "admin", "rules-file"]
+        assert store.active_version() == history[0]
+    finally:
+        store.close()

@@ -276,7 +276,7 @@ def test_scan_timeout_fails_closed_and_replaces_worker(
         start_relay: Callable[..., RunningRelay], upstream: Upstream, tmp_path: Path) -> None:
     """A scan past the timeout gets the unscannable action (hold here); later mail still flows."""
     write_fake_rules(tmp_path / "rules.json")
-    relay = start_relay(scan_kw={"timeout": 1.0})
+    relay = start_relay(scan_kw={"timeout": 3.0})
     relay.lt.run(_set_unscannable(relay, "hold"))
     with client(relay) as c:
         c.mail("a@example.com")

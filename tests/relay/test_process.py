@@ -37,7 +37,8 @@ def start_serve(tmp_path: Path, upstream: Upstream, *extra: str) -> tuple[subpro
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.relay.serve_fake", "serve", "--rules", str(rules),
              "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}",
-             "--upstream", f"127.0.0.1:{upstream.port}", "--metrics", "off", *extra],
+             "--upstream", f"127.0.0.1:{upstream.port}", "--metrics", "off", "--no-web",
+             *extra],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -58,21 +59,31 @@ def test_sigterm_drains_in_flight_and_refuses_new(tmp_path: Path, upstream: Upst
     proc, port = start_serve(tmp_path, upstream)
     upstream.handler.behaviour.delay = 1.5  # keep the transaction in flight
     result: dict[str, object] = {}
+    in_data = threading.Event()
 
     def send() -> None:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
             c.ehlo("client.test")
             c.mail("a@example.com")
             c.rcpt("b@example.net")
+            in_data.set()
             result["reply"] = c.data(message())
 
     t = threading.Thread(target=send)
     t.start()
-    time.sleep(0.7)
+    # The transaction is in flight once RCPT is answered; the upstream then holds DATA 1.5 s.
+    assert in_data.wait(30)
+    time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    deadline = time.monotonic() + 10
+    refused = False
+    while not refused and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            time.sleep(0.05)
+        except ConnectionRefusedError:
+            refused = True
+    assert refused, "the listening socket stayed open after SIGTERM"
     t.join(30)
     assert proc.wait(30) == 0
     reply = result["reply"]
