@@ -154,6 +154,9 @@ class WebAppSettings:
     cookie_secure: bool = True  # browsers treat http://127.0.0.1 as secure; else use HTTPS
     idle_minutes: float = 30.0
     session_hours: float = 12.0
+    # Base URL senders can reach; hold notices link to a per-message status page under it.
+    # Empty: notices carry no link.
+    public_url: str = ""
 
 
 @dataclass(frozen=True)

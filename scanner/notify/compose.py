@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import platform
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -22,6 +22,7 @@ from importlib import resources
 from string import Template
 from typing import TYPE_CHECKING
 
+from scanner.notify.links import load_link_key, status_url
 from scanner.store.base import NoticeKind, OutboxItem, QuarantineRecord
 
 if TYPE_CHECKING:
@@ -38,16 +39,30 @@ class NoticeOptions:
     postmaster: str = "postmaster@localhost"
     hold_days: float = 14.0
     expire_action: str = "reject"  # "reject" | "release": what retention does to undecided mail
+    # The review web app as senders reach it (e.g. "https://maruhi.example.co.jp"); empty: hold
+    # notices carry no status link.
+    public_url: str = ""
+    link_key: bytes = field(default=b"", repr=False)  # see scanner.notify.links
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NoticeOptions:
-        """From ``[notices]`` and ``[retention]``; no from_address: postmaster@<relay host>."""
+        """From ``[notices]``, ``[retention]`` and ``[web] public_url``; no from_address:
+        postmaster@<relay host>. With a public URL, the link key comes from the data dir."""
         host = settings.relay.hostname or platform.node() or "localhost"
+        public_url = settings.web.public_url
         return cls(
             postmaster=settings.notices.from_address or f"postmaster@{host}",
             hold_days=settings.retention.hold_days,
             expire_action=settings.retention.expire_action,
+            public_url=public_url,
+            link_key=load_link_key(settings.store.data_dir) if public_url else b"",
         )
+
+    def status_link(self, quarantine_id: str) -> str | None:
+        """The sender's status link for a held message, or None when not configured."""
+        if not self.public_url or not self.link_key:
+            return None
+        return status_url(self.public_url, self.link_key, quarantine_id)
 
 
 @dataclass(frozen=True)
@@ -104,7 +119,15 @@ def render(
         "expire_en": "released" if options.expire_action == "release" else "rejected",
         # Only the error class (e.g. "smtp-550"), never the upstream's text, which may quote.
         "error": record.last_error or "-",
+        "status_ja": "",
+        "status_en": "",
     }
+    link = options.status_link(record.id) if role != "owner" else None
+    if link is not None:
+        # The link is the sender's own: the owner's notice never carries it.
+        values["status_ja"] = f"\n状況の確認と送信許可の依頼 (理由を添えて):\n  {link}\n"
+        values["status_en"] = (
+            f"\nSee the status or ask for release (with a justification):\n  {link}\n")
     subject = Template(subject_t).substitute(values)
     body = body_t.substitute(values)
     return subject, body

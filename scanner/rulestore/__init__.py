@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scanner.rulestore.base import Activation, RuleStore, RuleStoreError, RuleVersion
+from scanner.rulestore.base import (
+    Activation,
+    GrantIn,
+    RuleStore,
+    RuleStoreError,
+    RuleVersion,
+    ScopeGrant,
+)
 
-__all__ = ["Activation", "RuleStore", "RuleStoreError", "RuleVersion", "open_rulestore"]
+__all__ = ["Activation", "GrantIn", "RuleStore", "RuleStoreError", "RuleVersion", "ScopeGrant",
+           "open_rulestore"]
 
 
 def open_rulestore(data_dir: Path | str) -> RuleStore:

@@ -15,8 +15,9 @@ hot-swaps its compiled ruleset.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from scanner.errors import MaruhiError
 
@@ -50,6 +51,38 @@ class Activation:
     reason: str
 
 
+@dataclass(frozen=True)
+class GrantIn:
+    """A time-limited scope extension to record with the version that adds it."""
+
+    rule_id: str
+    kind: str  # "address" | "domain"
+    value: str
+    until: date  # inclusive, like a rule's ``expires``: from the next day it lapses
+    quarantine_id: str | None = None  # the held message whose release asked for it
+
+
+@dataclass(frozen=True)
+class ScopeGrant:
+    """A recorded time-limited scope extension and, once lapsed, the version that removed it."""
+
+    id: int
+    version_id: int  # the version that added the entry
+    rule_id: str
+    kind: str
+    value: str
+    until: date
+    quarantine_id: str | None
+    by: str
+    created_at: datetime
+    closed_at: datetime | None = None  # lapsed (or superseded by a longer grant)
+    closed_version_id: int | None = None  # the version that removed it (None: nothing to remove)
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+
 class RuleStore(ABC):
     """Rule versions and the activation log. Blocking, thread-safe; times are passed in."""
 
@@ -63,9 +96,24 @@ class RuleStore(ABC):
         reason: str,
         now: datetime,
         activate: bool,
+        grants: Sequence[GrantIn] = (),
+        close_grants: Sequence[int] = (),
     ) -> RuleVersion:
         """Validate ``source`` (``RuleError`` with every problem when invalid), store it as a new
-        version and, with ``activate``, make it active in the same transaction."""
+        version and, with ``activate``, make it active in the same transaction.
+
+        ``grants`` (time-limited extensions this version adds) are recorded and ``close_grants``
+        (ids of grants this version removes) closed in that same transaction, so a crash can
+        never leave a widened scope active without the record that makes it lapse."""
+
+    @abstractmethod
+    def update_grants(self, grants: Sequence[GrantIn], close_grants: Sequence[int], *,
+                      version_id: int | None, by: str, now: datetime) -> None:
+        """Record or close grants without a new version (the entry was already there / gone)."""
+
+    @abstractmethod
+    def grants(self, *, open_only: bool = True, limit: int = 500) -> list[ScopeGrant]:
+        """Scope grants, soonest lapse first (open ones only by default)."""
 
     @abstractmethod
     def activate(self, version_id: int, *, by: str, reason: str, now: datetime) -> Activation:

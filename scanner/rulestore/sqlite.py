@@ -11,16 +11,23 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from scanner.errors import TransientError
 from scanner.rules.compile import ruleset_version
 from scanner.rules.load import parse_rules_bytes
-from scanner.rulestore.base import Activation, RuleStore, RuleStoreError, RuleVersion
+from scanner.rulestore.base import (
+    Activation,
+    GrantIn,
+    RuleStore,
+    RuleStoreError,
+    RuleVersion,
+    ScopeGrant,
+)
 
 DB_NAME = "rules.sqlite3"
 
@@ -47,6 +54,20 @@ CREATE TRIGGER IF NOT EXISTS activations_no_update BEFORE UPDATE ON activations
 BEGIN SELECT RAISE(ABORT, 'activations are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS activations_no_delete BEFORE DELETE ON activations
 BEGIN SELECT RAISE(ABORT, 'activations are append-only'); END;
+CREATE TABLE IF NOT EXISTS scope_grants (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    version_id INTEGER NOT NULL REFERENCES rule_versions (id),
+    rule_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('address', 'domain')),
+    value TEXT NOT NULL,
+    until TEXT NOT NULL,
+    quarantine_id TEXT,
+    by_user TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    closed_at TEXT,
+    closed_version_id INTEGER REFERENCES rule_versions (id)
+);
+CREATE INDEX IF NOT EXISTS scope_grants_open ON scope_grants (until) WHERE closed_at IS NULL;
 """
 
 _VERSION_COLUMNS = (
@@ -134,6 +155,8 @@ class SqliteRuleStore(RuleStore):
         reason: str,
         now: datetime,
         activate: bool,
+        grants: Sequence[GrantIn] = (),
+        close_grants: Sequence[int] = (),
     ) -> RuleVersion:
         spec = parse_rules_bytes(source, filename)  # RuleError: nothing is stored
         content_hash = ruleset_version(spec)
@@ -150,9 +173,48 @@ class SqliteRuleStore(RuleStore):
                     "INSERT INTO activations (version_id, at, by_user, reason) VALUES (?, ?, ?, ?)",
                     (version_id, _ts(now), author, reason),
                 )
+            self._write_grants(db, grants, close_grants, version_id, author, now)
         return RuleVersion(
             version_id, content_hash, now, author, reason, filename, len(spec.rules), len(source)
         )
+
+    @staticmethod
+    def _write_grants(db: sqlite3.Connection, grants: Sequence[GrantIn],
+                      close_grants: Sequence[int], version_id: int | None, by: str,
+                      now: datetime) -> None:
+        for grant_id in close_grants:
+            db.execute("UPDATE scope_grants SET closed_at = ?, closed_version_id = ?"
+                       " WHERE id = ? AND closed_at IS NULL", (_ts(now), version_id, grant_id))
+        for g in grants:
+            if version_id is None:
+                raise RuleStoreError("a grant needs the version that added its entry")
+            db.execute(
+                "INSERT INTO scope_grants (version_id, rule_id, kind, value, until,"
+                " quarantine_id, by_user, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (version_id, g.rule_id, g.kind, g.value, g.until.isoformat(), g.quarantine_id,
+                 by, _ts(now)),
+            )
+
+    def update_grants(self, grants: Sequence[GrantIn], close_grants: Sequence[int], *,
+                      version_id: int | None, by: str, now: datetime) -> None:
+        with self._tx() as db:
+            self._write_grants(db, grants, close_grants, version_id, by, now)
+
+    def grants(self, *, open_only: bool = True, limit: int = 500) -> list[ScopeGrant]:
+        where = "WHERE closed_at IS NULL" if open_only else ""
+        rows = self._rows(f"SELECT * FROM scope_grants {where} ORDER BY until, id LIMIT ?",
+                          (limit,))
+        return [
+            ScopeGrant(
+                id=r["id"], version_id=r["version_id"], rule_id=r["rule_id"], kind=r["kind"],
+                value=r["value"], until=date.fromisoformat(r["until"]),
+                quarantine_id=r["quarantine_id"], by=r["by_user"],
+                created_at=datetime.fromisoformat(r["created_at"]),
+                closed_at=datetime.fromisoformat(r["closed_at"]) if r["closed_at"] else None,
+                closed_version_id=r["closed_version_id"],
+            )
+            for r in rows
+        ]
 
     def activate(self, version_id: int, *, by: str, reason: str, now: datetime) -> Activation:
         with self._tx() as db:

@@ -20,7 +20,9 @@ from scanner.limits import DEFAULT_LIMITS, Limits
 from scanner.rulestore.active import ActiveRuleset
 from scanner.rulestore.base import RuleStore
 from scanner.store.base import QuarantineStore
+from scanner.web.dryrun import CorpusLimits
 from scanner.web.queries import QuarantineQueries
+from scanner.web.requests import ReleaseRequests
 from scanner.web.security import LoginLimiter
 
 
@@ -39,7 +41,10 @@ class WebSettings:
     # Held messages re-scanned by a dry run: bounded so one click cannot occupy the server.
     dry_run_limit: int = 500
     expiring_days: int = 14
+    # How often time-limited scope extensions are checked for lapse (None: never, in tests).
+    grant_check_interval: timedelta | None = timedelta(minutes=5)
     limits: Limits = field(default=DEFAULT_LIMITS)
+    corpus_limits: CorpusLimits = field(default=CorpusLimits())
 
 
 @dataclass
@@ -53,3 +58,5 @@ class WebContext:
     limiter: LoginLimiter
     templates: Jinja2Templates
     now: Callable[[], datetime]
+    requests: ReleaseRequests
+    link_key: bytes = field(repr=False, default=b"")  # scanner.notify.links

@@ -24,6 +24,7 @@ from scanner.rules.model import RulesetSpec
 from scanner.store.base import ContentGoneError, Decision, NotFoundError, QuarantineRecord
 from scanner.web.context import WebContext
 from scanner.web.explain import explain
+from scanner.web.extend import ExtensionResult, release_with_extension
 from scanner.web.i18n import translator
 from scanner.web.message import build_view
 from scanner.web.queries import STATUS_GROUPS, ListFilter, ListRow
@@ -36,6 +37,8 @@ MAX_BULK = 500
 MAX_REASON = 2000
 
 Reader = Depends(require(Role.REVIEWER, Role.AUDITOR))
+# The decision endpoints need a reviewer; widening a rule also needs rules-admin for that rule,
+# checked per rule in ``release_with_extension``.
 Reviewer = Depends(require(Role.REVIEWER))
 
 
@@ -134,8 +137,10 @@ def quarantine_page(
     rows, next_cursor = ctx.queries.page(f, cursor=cursor)
     now = ctx.now()
     params = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
+    requested = ctx.requests.counts([r.id for r in rows])
     return render(
         request, "quarantine_list.html", rows=rows, next_cursor=next_cursor, index=index,
+        requested=requested,
         now=now, filters=params, statuses=list(STATUS_GROUPS), status_public=STATUS_PUBLIC,
         first=cursor is None, can_decide=principal.user.has(Role.REVIEWER),
     )
@@ -161,7 +166,9 @@ def quarantine_list_api(
     index = rule_index(ctx)
     f = _filter(status, rule, customer, sender, domain, since, until, subject, index)
     rows, next_cursor = ctx.queries.page(f, cursor=cursor, limit=limit)
-    return {"items": [_row_json(r, index) for r in rows], "next_cursor": next_cursor}
+    requested = ctx.requests.counts([r.id for r in rows])
+    return {"items": [{**_row_json(r, index), "release_requests": requested.get(r.id, 0)}
+                      for r in rows], "next_cursor": next_cursor}
 
 
 def _detail(ctx: WebContext, record: QuarantineRecord, with_content: bool, lang: str
@@ -189,7 +196,11 @@ def _detail(ctx: WebContext, record: QuarantineRecord, with_content: bool, lang:
             "why": {a: [t(k, *args) for k, args in explain(rule, spec, a)]
                     for a in hit.out_of_scope},
         })
-    return {"view": view, "explained": explained, "content_gone": not raw}
+    # A sender's justification is free text that may quote the secret: content, for reviewers.
+    requests = ctx.requests.for_message(record.id)
+    return {"view": view, "explained": explained, "content_gone": not raw,
+            "release_requests": requests if with_content else [],
+            "release_request_count": len(requests)}
 
 
 @router.get("/quarantine/{quarantine_id}", include_in_schema=False)
@@ -201,7 +212,26 @@ def message_page(request: Request, quarantine_id: str,
     detail = _detail(ctx, record, with_content, language(request))
     return render(request, "message.html", record=record, with_content=with_content,
                   can_decide=with_content, now=ctx.now(),
-                  status_public=STATUS_PUBLIC, **detail)
+                  status_public=STATUS_PUBLIC, **_extend_values(ctx, principal, record),
+                  **detail)
+
+
+def _extend_values(ctx: WebContext, principal: Principal, record: QuarantineRecord
+                   ) -> dict[str, Any]:
+    """The (rule, recipient) pairs this user may put in scope, for the extension form."""
+    user = principal.user
+    if not user.has(Role.REVIEWER) or not user.has(Role.RULES_ADMIN):
+        return {"extend_picks": []}
+    spec = rule_index(ctx).spec
+    rules = {r.id: r for r in spec.rules} if spec else {}
+    picks: dict[tuple[str, str], None] = {}
+    for hit in record.hits:
+        rule = rules.get(hit.rule_id)
+        if rule is None or not rule.terms or not user.may_manage_rule(rule.id, rule.customer):
+            continue
+        for address in hit.out_of_scope:
+            picks.setdefault((rule.id, address), None)
+    return {"extend_picks": list(picks)}
 
 
 @router.get("/api/v1/quarantine/{quarantine_id}", tags=["quarantine"])
@@ -245,6 +275,10 @@ def message_api(request: Request, quarantine_id: str,
             for a in view.attachments
         ],
         "unscannable": [u.to_json() for u in record.unscannable],
+        "release_requests": [
+            {"id": q.id, "at": q.at.isoformat(), "justification": q.justification}
+            for q in detail["release_requests"]
+        ] if with_content else detail["release_request_count"],
     }
 
 
@@ -318,7 +352,8 @@ def decide_form(
         detail = _detail(ctx, record, True, language(request))
         return render(request, "message.html", 422, record=record, with_content=True,
                       can_decide=True, now=ctx.now(), status_public=STATUS_PUBLIC,
-                      error_key="reason_required", **detail)
+                      error_key="reason_required", **_extend_values(ctx, principal, record),
+                      **detail)
     decide(ctx, principal, [quarantine_id], decision, reason)
     return RedirectResponse(f"/quarantine/{quarantine_id}?done=1", status_code=303)
 
@@ -354,6 +389,38 @@ def _decision_json(d: Decision) -> dict[str, Any]:
             "decided_by": d.decided_by, "reason": d.reason}
 
 
+# Registered before the {decision} route below, which would otherwise match this path.
+class ExtendIn(BaseModel):
+    rule: str = Field(max_length=64)
+    recipient: str = Field(max_length=320)
+
+
+class ReleaseExtendIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    kind: Literal["address", "domain"]
+    grants: list[ExtendIn] = Field(min_length=1, max_length=200)
+    until: date | None = None
+
+
+def _extension_json(r: ExtensionResult) -> dict[str, Any]:
+    return {**_decision_json(r.decision),
+            "rules_version": r.version.id if r.version else None,
+            "added": [{"rule": e.rule_id, "kind": e.kind, "value": e.value} for e in r.added]}
+
+
+@router.post("/api/v1/quarantine/{quarantine_id}/release-with-scope", tags=["quarantine"])
+def extend_api(request: Request, quarantine_id: str, body: ReleaseExtendIn,
+               principal: Annotated[Principal, Reviewer]) -> dict[str, Any]:
+    """Release and add each recipient (or its domain) to the rule's allowed scope, optionally
+    until a date, as a new active rules version. Needs reviewer and rules-admin for the rule."""
+    ctx: WebContext = request.app.state.ctx
+    checked_id(quarantine_id)
+    result = release_with_extension(ctx, principal, quarantine_id,
+                                    [(g.rule, g.recipient) for g in body.grants], body.kind,
+                                    body.until, body.reason)
+    return _extension_json(result)
+
+
 @router.post("/api/v1/quarantine/{quarantine_id}/{decision}", tags=["quarantine"])
 def decide_api(request: Request, quarantine_id: str, decision: Decision_, body: DecisionIn,
                principal: Annotated[Principal, Reviewer]) -> dict[str, Any]:
@@ -369,3 +436,40 @@ def bulk_api(request: Request, body: BulkIn,
     ctx: WebContext = request.app.state.ctx
     decisions = decide(ctx, principal, body.ids, body.decision, body.reason)
     return {"decisions": [_decision_json(d) for d in decisions]}
+
+
+# -- release with scope extension ---------------------------------------------------------------
+
+
+def _pick(value: str) -> tuple[str, str]:
+    # "<rule id> <address>": rule ids and addresses never contain a space.
+    rule_id, _, address = value.partition(" ")
+    if not rule_id or not address:
+        raise HTTPException(422)
+    return rule_id, address
+
+
+@router.post("/quarantine/{quarantine_id}/extend", include_in_schema=False)
+def extend_form(
+    request: Request,
+    quarantine_id: str,
+    principal: Annotated[Principal, Reviewer],
+    picks: Annotated[list[str], Form(max_length=200)],
+    kind: Annotated[Literal["address", "domain"], Form()],
+    until: Annotated[date | None, Form()] = None,
+    reason: Annotated[str, Form(max_length=MAX_REASON)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    ctx: WebContext = request.app.state.ctx
+    checked_id(quarantine_id)
+    if not reason.strip():
+        record = _get(ctx, quarantine_id)
+        detail = _detail(ctx, record, True, language(request))
+        return render(request, "message.html", 422, record=record, with_content=True,
+                      can_decide=True, now=ctx.now(), status_public=STATUS_PUBLIC,
+                      error_key="reason_required", **_extend_values(ctx, principal, record),
+                      **detail)
+    result = release_with_extension(ctx, principal, quarantine_id, [_pick(p) for p in picks],
+                                    kind, until, reason)
+    version = f"&version={result.version.id}" if result.version else ""
+    return RedirectResponse(f"/quarantine/{quarantine_id}?done=1{version}", status_code=303)

@@ -26,9 +26,11 @@ from scanner.rules.load import parse_rules_bytes
 from scanner.rules.model import RulesetSpec, RuleSpec
 from scanner.rulestore.base import RuleStoreError, RuleVersion
 from scanner.rulestore.diff import RulesetDiff, diff_rulesets
+from scanner.rulestore.edit import RuleForm, edited_source, form_of
 from scanner.scan import scan
 from scanner.store.base import Status
 from scanner.web.context import WebContext
+from scanner.web.dryrun import CorpusLimits, CorpusReport, run_corpus
 from scanner.web.render import render
 from scanner.web.security import Principal, require
 
@@ -76,8 +78,10 @@ def rules_page(request: Request, principal: Annotated[Principal, Admin]) -> Resp
     today = ctx.now().date()
     visible = _visible(principal.user, spec.rules if spec else ())
     soon = [r for r in expiring(spec, today, ctx.settings.expiring_days) if r in visible]
+    ids = {r.id for r in visible}
+    grants = [g for g in ctx.rules.grants() if g.rule_id in ids]
     return render(request, "rules.html", version=version, rules=visible, expiring=soon,
-                  today=today)
+                  today=today, grants=grants)
 
 
 async def _read_upload(file: UploadFile) -> bytes:
@@ -220,7 +224,132 @@ def dry_run_form(
     ctx: WebContext = request.app.state.ctx
     version = _version(ctx, version_id)
     return render(request, "rules_dryrun.html", version=version,
-                  counts=dry_run(ctx, version.id))
+                  counts=dry_run(ctx, version.id), report=None)
+
+
+# -- edit one rule in a form -------------------------------------------------------------------
+
+
+def _editable(ctx: WebContext, principal: Principal, rule_id: str) -> tuple[RulesetSpec, RuleSpec]:
+    _, spec = _active_spec(ctx)
+    rule = next((r for r in spec.rules if r.id == rule_id), None) if spec else None
+    if spec is None or rule is None:
+        raise HTTPException(404)
+    if not principal.user.may_manage_rule(rule.id, rule.customer):
+        raise HTTPException(403)
+    return spec, rule
+
+
+def _items(text: str) -> tuple[str, ...]:
+    # Lists are typed space-, comma- or line-separated (as in the CSV's list cells).
+    return tuple(x for x in text.replace(",", " ").replace("、", " ").split() if x)
+
+
+@router.get("/rules/edit/{rule_id}", include_in_schema=False)
+def edit_page(request: Request, rule_id: str,
+              principal: Annotated[Principal, Admin]) -> Response:
+    ctx: WebContext = request.app.state.ctx
+    _, rule = _editable(ctx, principal, rule_id)
+    return render(request, "rules_edit.html", rule=rule, form=form_of(rule), problems=[])
+
+
+@router.post("/rules/edit/{rule_id}", include_in_schema=False)
+def edit_form(
+    request: Request,
+    rule_id: str,
+    principal: Annotated[Principal, Admin],
+    terms: Annotated[str, Form(max_length=1_000_000)] = "",
+    allow_domains: Annotated[str, Form(max_length=100_000)] = "",
+    allow_addresses: Annotated[str, Form(max_length=100_000)] = "",
+    allow_groups: Annotated[str, Form(max_length=100_000)] = "",
+    allow_internal: Annotated[bool, Form()] = False,
+    action: Annotated[str, Form(max_length=20)] = "",
+    expires: Annotated[str, Form(max_length=40)] = "",
+    reason: Annotated[str, Form(max_length=MAX_REASON)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Validation with the loader's messages → an inactive version → its diff to confirm."""
+    ctx: WebContext = request.app.state.ctx
+    spec, rule = _editable(ctx, principal, rule_id)
+    form = RuleForm(
+        terms=tuple(t.strip() for t in terms.splitlines() if t.strip()),
+        allow_domains=_items(allow_domains), allow_addresses=_items(allow_addresses),
+        allow_groups=_items(allow_groups), allow_internal=allow_internal,
+        action=action.strip(), expires=expires.strip(),
+    )
+    if not reason.strip():
+        return render(request, "rules_edit.html", 422, rule=rule, form=form, problems=[],
+                      error_key="reason_required")
+    data = edited_source(spec, rule.id, form)
+    version, _diff, refused, problems = _upload(ctx, principal, data, f"edit-{rule.id}.yaml",
+                                                reason.strip())
+    if problems is not None:
+        return render(request, "rules_edit.html", 422, rule=rule, form=form,
+                      problems=problems.problems)
+    if refused:
+        return render(request, "error.html", 403, message_key="outside_scope", items=refused)
+    assert version is not None
+    return RedirectResponse(f"/rules/versions/{version.id}", status_code=303)
+
+
+# -- dry run over an uploaded sample corpus ------------------------------------------------------
+
+
+async def _read_corpus(files: list[UploadFile], limits: CorpusLimits) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
+    left = limits.max_bytes
+    for f in files[: limits.max_messages]:
+        data = await f.read(left + 1)
+        if len(data) > left:
+            raise HTTPException(413)
+        left -= len(data)
+        out.append((_safe_filename(f.filename), data))
+    return out
+
+
+def _corpus_run(ctx: WebContext, version_id: int, files: list[tuple[str, bytes]]
+                ) -> CorpusReport:
+    today = ctx.now().date()
+    new = compile_ruleset(ctx.active.spec(version_id), today=today)
+    return run_corpus(files, ctx.active.get(), new, limits=ctx.settings.limits, today=today,
+                      corpus_limits=ctx.settings.corpus_limits)
+
+
+@router.post("/rules/versions/{version_id}/dryrun-corpus", include_in_schema=False)
+async def corpus_form(
+    request: Request,
+    version_id: int,
+    principal: Annotated[Principal, Admin],
+    files: list[UploadFile],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    ctx: WebContext = request.app.state.ctx
+    version = _version(ctx, version_id)
+    corpus = await _read_corpus(files, ctx.settings.corpus_limits)
+    # Scanning is CPU work: in the thread pool, so the server keeps answering meanwhile.
+    report = await run_in_threadpool(_corpus_run, ctx, version.id, corpus)
+    return render(request, "rules_dryrun.html", version=version, counts=None, report=report,
+                  corpus_counts=report.counts())
+
+
+@router.post("/api/v1/rules/versions/{version_id}/dryrun-corpus", tags=["rules"])
+async def corpus_api(request: Request, version_id: int, files: list[UploadFile],
+                     principal: Annotated[Principal, Admin]) -> dict[str, Any]:
+    """Scan uploaded samples (.eml files or an .mbox) with the active and this version."""
+    from starlette.concurrency import run_in_threadpool
+
+    ctx: WebContext = request.app.state.ctx
+    version = _version(ctx, version_id)
+    corpus = await _read_corpus(files, ctx.settings.corpus_limits)
+    report = await run_in_threadpool(_corpus_run, ctx, version.id, corpus)
+    return {
+        "counts": report.counts(), "total": report.total, "stopped_early": report.stopped_early,
+        "unreadable": report.unreadable,
+        "samples": [{"name": s.name, "old": s.old, "new": s.new, "old_rules": list(s.old_rules),
+                     "new_rules": list(s.new_rules)} for s in report.samples],
+    }
 
 
 @router.get("/rules/history", include_in_schema=False)

@@ -12,8 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from scanner.store import open_store
 from tests.relay.fakes import Upstream, write_fake_rules
 from tests.relay.test_relay import message

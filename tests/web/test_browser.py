@@ -8,67 +8,15 @@ activate, and a draft now hits. Screenshots go to ``artifacts/screenshots/``.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-import uvicorn
-
 from scanner.outbox.target import UpstreamTarget
 from scanner.outbox.worker import run_outbox_once
-from tests.outbox.sink import Sink, free_port
-from tests.web.factories import PASSWORD, SECRET, Env, make_env, make_raw
-
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (.ci/run installs it)"
-)
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # pragma: no cover - older uvicorn
-        pass
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Env, str]]:
-    """The app over real stores, served by uvicorn in a thread on a free loopback port."""
-    env = make_env(tmp_path)
-    port = free_port()
-    server = _Server(uvicorn.Config(env.app, host="127.0.0.1", port=port, access_log=False,
-                                    log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    env.clock[0] = datetime.now(UTC)  # the browser's session must not look idle
-    yield env, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    env.store.close()
-    env.accounts.close()
-    env.rules.close()
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    """Headless Debian chromium; never a downloaded browser."""
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
+from tests.outbox.sink import Sink
+from tests.web.conftest import SHOTS
+from tests.web.factories import PASSWORD, SECRET, Env, make_raw
 
 
 def _login(page: object, base: str, user: str) -> None:

@@ -19,6 +19,12 @@ document.addEventListener("DOMContentLoaded", () => {
       xhr.upload.addEventListener("progress", (e) => {
         if (e.lengthComputable) { bar.value = Math.round((e.loaded / e.total) * 100); }
       });
+      // Uploaded: the server now works (a dry run scans); an indeterminate bar says so.
+      xhr.upload.addEventListener("load", () => {
+        bar.removeAttribute("value");
+        const label = form.querySelector(".progress-label");
+        if (label) { label.hidden = false; }
+      });
       xhr.addEventListener("load", () => {
         if (xhr.responseURL && xhr.responseURL !== new URL(form.action, location.href).href) {
           location.assign(xhr.responseURL);
