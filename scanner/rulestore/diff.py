@@ -37,6 +37,21 @@ class RulesetDiff:
     changed: tuple[RuleChange, ...]
     settings_changed: dict[str, tuple[str, str]]
     groups_changed: tuple[str, ...]
+    # Rules left out by ``visible_to`` (their terms are another customer's secrets).
+    hidden: int = 0
+
+    def visible_to(self, allowed: Callable[[str, str | None], bool]) -> RulesetDiff:
+        """The part of this diff a (possibly customer-limited) rules admin may read."""
+        added = tuple(r for r in self.added if allowed(r.id, r.customer))
+        removed = tuple(r for r in self.removed if allowed(r.id, r.customer))
+        changed = tuple(
+            c for c in self.changed
+            if allowed(c.rule_id, c.old.customer) and allowed(c.rule_id, c.new.customer)
+        )
+        hidden = (len(self.added) - len(added) + len(self.removed) - len(removed)
+                  + len(self.changed) - len(changed))
+        return RulesetDiff(added, removed, changed, self.settings_changed,
+                           self.groups_changed, hidden=self.hidden + hidden)
 
     @property
     def empty(self) -> bool:

@@ -93,6 +93,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "terms_added": {"en": "terms added", "ja": "語句追加"},
     "terms_removed": {"en": "terms removed", "ja": "語句削除"},
     "no_changes": {"en": "No changes.", "ja": "変更はありません。"},
+    "hidden_changes": {
+        "en": "{} change(s) to rules of customers you do not manage are not shown.",
+        "ja": "担当外の顧客のルールへの変更 {} 件は表示されません。",
+    },
     "activate": {"en": "Activate this version", "ja": "このバージョンを有効にする"},
     "rollback": {"en": "Roll back to this version", "ja": "このバージョンに戻す"},
     "activated": {"en": "Version activated.", "ja": "バージョンを有効にしました。"},

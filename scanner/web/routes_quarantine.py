@@ -96,7 +96,7 @@ def _filter(
     )
 
 
-def _row_json(row: ListRow, index: RuleIndex) -> dict[str, Any]:
+def _row_json(row: ListRow, index: RuleIndex, with_content: bool) -> dict[str, Any]:
     return {
         "id": row.id,
         "received_at": row.received_at.isoformat(),
@@ -107,7 +107,8 @@ def _row_json(row: ListRow, index: RuleIndex) -> dict[str, Any]:
         "customers": sorted({c for r in row.rule_ids if (c := index.customer_of.get(r))}),
         "size": row.size,
         "status": STATUS_PUBLIC.get(row.status, row.status),
-        "subject": row.subject,
+        # The subject is content (it may carry the very secret): reviewers only.
+        "subject": row.subject if with_content else None,
     }
 
 
@@ -133,6 +134,9 @@ def quarantine_page(
 ) -> Response:
     ctx: WebContext = request.app.state.ctx
     index = rule_index(ctx)
+    with_content = principal.user.has(Role.REVIEWER)
+    # Searching subjects would let a role that may not read content test guesses against it.
+    subject = subject if with_content else None
     f = _filter(status, rule, customer, sender, domain, since, until, subject, index)
     rows, next_cursor = ctx.queries.page(f, cursor=cursor)
     now = ctx.now()
@@ -142,7 +146,7 @@ def quarantine_page(
         request, "quarantine_list.html", rows=rows, next_cursor=next_cursor, index=index,
         requested=requested,
         now=now, filters=params, statuses=list(STATUS_GROUPS), status_public=STATUS_PUBLIC,
-        first=cursor is None, can_decide=principal.user.has(Role.REVIEWER),
+        first=cursor is None, can_decide=with_content, show_subject=with_content,
     )
 
 
@@ -164,10 +168,13 @@ def quarantine_list_api(
     """Held messages newest first with keyset paging (pass ``next_cursor`` back as ``cursor``)."""
     ctx: WebContext = request.app.state.ctx
     index = rule_index(ctx)
+    with_content = principal.user.has(Role.REVIEWER)
+    subject = subject if with_content else None
     f = _filter(status, rule, customer, sender, domain, since, until, subject, index)
     rows, next_cursor = ctx.queries.page(f, cursor=cursor, limit=limit)
     requested = ctx.requests.counts([r.id for r in rows])
-    return {"items": [{**_row_json(r, index), "release_requests": requested.get(r.id, 0)}
+    return {"items": [{**_row_json(r, index, with_content),
+                       "release_requests": requested.get(r.id, 0)}
                       for r in rows], "next_cursor": next_cursor}
 
 
@@ -250,11 +257,11 @@ def message_api(request: Request, quarantine_id: str,
         "recipients": list(record.recipients),
         "size": record.size,
         "status": record.public_status,
-        "subject": record.subject,
+        "subject": record.subject if with_content else None,
         "ruleset_version": record.ruleset_version,
         "decided_by": record.decided_by,
         "reason": record.reason,
-        "headers": [[k, v] for k, v in view.headers],
+        "headers": [[k, v] for k, v in view.headers] if with_content else [],
         "hits": [
             {
                 "rule": e["hit"].rule_id,

@@ -108,7 +108,7 @@ def _upload(ctx: WebContext, principal: Principal, data: bytes, filename: str, r
     diff = diff_rulesets(active, spec)
     refused = diff.outside(principal.user.may_manage_rule)
     if refused:
-        return None, diff, refused, None
+        return None, diff.visible_to(principal.user.may_manage_rule), refused, None
     version = ctx.rules.create_version(data, filename, author=principal.name, reason=reason,
                                        now=ctx.now(), activate=False)
     ctx.store.append_audit(
@@ -152,7 +152,9 @@ def version_page(request: Request, version_id: int,
     ctx: WebContext = request.app.state.ctx
     version = _version(ctx, version_id)
     active_version, active = _active_spec(ctx)
-    diff = diff_rulesets(active, ctx.active.spec(version.id))
+    # A customer-limited rules admin must not read other customers' terms in the diff.
+    diff = diff_rulesets(active, ctx.active.spec(version.id)).visible_to(
+        principal.user.may_manage_rule)
     return render(request, "rules_version.html", version=version, diff=diff,
                   active_version=active_version,
                   is_active=active_version is not None and active_version.id == version.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -71,6 +72,17 @@ def test_auditor_sees_no_content(env: Env) -> None:
     assert f"/quarantine/{qid}/body" not in page
     data = env.client("aud").get(f"/api/v1/quarantine/{qid}").json()
     assert all(h["context"] == [] for h in data["hits"])
+    # The subject carries the secret in this fixture: no page or API an auditor reads shows it.
+    listing = env.client("aud").get("/quarantine").text
+    listing_api = env.client("aud").get("/api/v1/quarantine").json()
+    for text in (page, listing, json.dumps(data), json.dumps(listing_api)):
+        assert SECRET not in text
+    assert listing_api["items"][0]["subject"] is None
+    # ...and a subject search cannot be used as an oracle.
+    hits = env.client("aud").get("/api/v1/quarantine", params={"subject": "nomatch-zz"}).json()
+    assert len(hits["items"]) == len(listing_api["items"])
+    # A reviewer does see it (the fixture really does put the secret in the subject).
+    assert SECRET in env.client("rev").get(f"/quarantine/{qid}").text
 
 
 def test_list_filters_and_paging(env: Env) -> None:
@@ -197,6 +209,19 @@ def test_limited_rules_admin_cannot_touch_other_customers(env: Env) -> None:
                     follow_redirects=False)
     assert r.status_code == 303
     assert "heron" not in client.get("/rules").text
+
+
+def test_limited_rules_admin_never_reads_other_customers_terms(env: Env) -> None:
+    """A version that changes heron's terms shows ACME's admin a count, never the new term."""
+    src = env.rules.source(1).replace(b"Heron-77", b"KingfisherSecret")
+    env.rules.create_version(src, "r.yaml", author="rules", reason="x", now=env.clock[0],
+                             activate=False)
+    page = env.client("acme-admin").get("/rules/versions/2")
+    assert page.status_code == 200
+    assert "KingfisherSecret" not in page.text
+    assert "Heron-77" not in page.text
+    assert "1 change(s)" in page.text
+    assert "KingfisherSecret" in env.client("rules").get("/rules/versions/2").text
 
 
 def test_dry_run_counts_held_messages(env: Env) -> None:
