@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "scanner.cli.quarantine_cmd",
     "scanner.cli.users_cmd",
     "scanner.cli.audit_cmd",
+    "scanner.cli.poll_cmd",
 )
 
 

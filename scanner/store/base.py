@@ -16,6 +16,14 @@ Status life cycle::
       └──expire──► expired           (action "reject": notice queued; action "release": the
                                       record goes to releasing like a reviewer's release)
 
+    sent                             a poller incident: the message had already left when it
+                                     was found (Sent Items, journal); a record of the disclosure,
+                                     never releasable or rejectable, purged like a decided one
+
+The poller also keeps two small tables here, because they must commit together with the
+incident: the *ledger* (mailbox + message key + ruleset version → already processed, so a resync
+never repeats an action) and the *cursor* of each watched folder (committed only after its batch).
+
 ``releasing`` and ``release_failed`` still count as ``held`` in the public contract
 (``QuarantineRecord.public_status``): the message has not left the quarantine.
 """
@@ -25,7 +33,7 @@ from __future__ import annotations
 import builtins
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,10 +51,11 @@ class Status(enum.StrEnum):
     RELEASE_FAILED = "release_failed"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    SENT = "sent"  # a poller incident: already delivered when found, kept as a disclosure record
 
     @property
     def public(self) -> str:
-        """The status of the CLI/JSON contract: held | released | rejected | expired."""
+        """The status of the CLI/JSON contract: held | released | rejected | expired | sent."""
         if self in (Status.RELEASING, Status.RELEASE_FAILED):
             return Status.HELD.value
         return self.value
@@ -66,6 +75,7 @@ class NoticeKind(enum.StrEnum):
     REJECT = "reject"  # a reviewer rejected the message
     EXPIRE = "expire"  # retention rejected it because nobody decided in time
     RELEASE_FAILED = "release_failed"  # the upstream refused the released message for good
+    INCIDENT = "incident"  # a poller found a disclosure already sent (roles "owner", "compliance")
 
 
 class OutboxState(enum.StrEnum):
@@ -194,6 +204,17 @@ class AuditEvent:
 
 
 @dataclass(frozen=True)
+class IncidentOrigin:
+    """Where the poller found an incident: which backend, mailbox, folder and item."""
+
+    quarantine_id: str
+    source: str  # "ews" | "graph" | "imap"
+    mailbox: str
+    folder: str
+    item_id: str
+
+
+@dataclass(frozen=True)
 class StoreStats:
     """Gauges for metrics and health checks."""
 
@@ -235,6 +256,86 @@ class QuarantineStore(ABC):
         is the decoded Subject header for the review UI. Raises ``TransientError`` on I/O
         failure, leaving nothing half-written behind.
         """
+
+    # -- poller incidents, ledger and cursors ---------------------------------------------------
+
+    @abstractmethod
+    def record_incident(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        verdict: Verdict,
+        *,
+        received_at: datetime,
+        source: str,
+        mailbox: str,
+        folder: str,
+        item_id: str,
+        message_id: str | None,
+        dedupe_key: str,
+        subject: str | None = None,
+        owners: tuple[str, ...] = (),
+        compliance: tuple[str, ...] = (),
+    ) -> str:
+        """Record a disclosure the poller found (status ``sent``) and return its id.
+
+        Durable like ``hold`` (content fsynced before the commit). In the same transaction: the
+        ledger entry (``mailbox``, ``dedupe_key``, the verdict's ruleset version) with outcome
+        ``incident``, an ``incident`` audit event, and one incident notice per address of
+        ``owners`` (role "owner") and ``compliance`` (role "compliance"). Idempotent: when that
+        ledger entry already points at an incident, nothing is written and its id is returned.
+        """
+
+    @abstractmethod
+    def incident_origin(self, quarantine_id: str) -> IncidentOrigin:
+        """Where the incident was found; ``NotFoundError`` for an id that is not an incident."""
+
+    @abstractmethod
+    def processed(self, mailbox: str, dedupe_key: str, ruleset_version: str) -> str | None:
+        """The recorded outcome when this message was already processed with these rules."""
+
+    @abstractmethod
+    def mark_processed(
+        self,
+        mailbox: str,
+        dedupe_key: str,
+        ruleset_version: str,
+        *,
+        outcome: str,
+        now: datetime,
+    ) -> bool:
+        """Enter a non-incident outcome ("pass", "tagged", ...) in the ledger.
+
+        Returns False (and changes nothing) when the entry already exists: the first outcome
+        stands.
+        """
+
+    @abstractmethod
+    def commit_poll_batch(
+        self,
+        mailbox: str,
+        folder: str,
+        cursor: str,
+        processed: Sequence[tuple[str, str, str]],
+        *,
+        now: datetime,
+    ) -> None:
+        """One transaction: ledger entries ``(dedupe_key, ruleset_version, outcome)`` for the
+        batch's non-incident items (first outcome stands) and the folder's new cursor.
+
+        One commit per batch instead of one per item: a crash before it re-reads the batch,
+        which the ledger then answers for the incidents already recorded.
+        """
+
+    @abstractmethod
+    def poll_cursor(self, mailbox: str, folder: str) -> str | None:
+        """The last committed cursor of a watched folder (opaque to the store), or None."""
+
+    @abstractmethod
+    def save_poll_cursor(
+        self, mailbox: str, folder: str, cursor: str | None, *, now: datetime
+    ) -> None:
+        """Commit a folder's cursor (None forgets it: the next poll is a full resync)."""
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -332,10 +433,10 @@ class QuarantineStore(ABC):
 
     @abstractmethod
     def purge_content_older_than(self, age: timedelta, *, now: datetime) -> builtins.list[str]:
-        """Delete the content of decided records received before ``now - age``; keep the record
-        and the audit. Never purges held/releasing/release_failed messages. Also removes content
-        that no record points at (a hold that crashed before its commit, never acknowledged).
-        Returns the purged record ids."""
+        """Delete the content of decided records and incidents (``sent``) received before
+        ``now - age``; keep the record and the audit. Never purges held/releasing/release_failed
+        messages. Also removes content that no record points at (a hold that crashed before its
+        commit, never acknowledged). Returns the purged record ids."""
 
     # -- audit --------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -35,6 +35,7 @@ from scanner.store.base import (
     AuditEvent,
     ContentGoneError,
     Decision,
+    IncidentOrigin,
     NotFoundError,
     NoticeKind,
     OutboxItem,
@@ -113,6 +114,31 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 );
 -- Append-only: the hash chain detects tampering, the triggers stop accidents.
+-- Poller: where an incident was found, what was processed with which rules, folder cursors.
+-- New tables only (IF NOT EXISTS), so a store created before the poller existed just gains them.
+CREATE TABLE IF NOT EXISTS incident_origin (
+    quarantine_id TEXT PRIMARY KEY REFERENCES quarantine (id),
+    source TEXT NOT NULL,
+    mailbox TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    item_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS poll_ledger (
+    mailbox TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    ruleset_version TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    quarantine_id TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (mailbox, dedupe_key, ruleset_version)
+);
+CREATE TABLE IF NOT EXISTS poll_cursor (
+    mailbox TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    cursor TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (mailbox, folder)
+);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -206,6 +232,14 @@ def _subject_of(raw: bytes) -> str | None:
         return None if value is None else str(value)
     except Exception:  # a broken header must not fail a hold: the subject is a convenience
         return None
+
+
+class _AlreadyRecorded(Exception):
+    """Internal: the ledger already holds an incident for this key (rolls the transaction back)."""
+
+    def __init__(self, quarantine_id: str) -> None:
+        self.quarantine_id = quarantine_id
+        super().__init__(quarantine_id)
 
 
 class SqliteStore(QuarantineStore):
@@ -462,6 +496,200 @@ class SqliteStore(QuarantineStore):
                 self.files.delete(qid)
             raise
         return qid
+
+    # -- poller incidents, ledger and cursors ---------------------------------------------------
+
+    def record_incident(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        verdict: Verdict,
+        *,
+        received_at: datetime,
+        source: str,
+        mailbox: str,
+        folder: str,
+        item_id: str,
+        message_id: str | None,
+        dedupe_key: str,
+        subject: str | None = None,
+        owners: tuple[str, ...] = (),
+        compliance: tuple[str, ...] = (),
+    ) -> str:
+        ledger_key = (mailbox, dedupe_key, verdict.ruleset_version)
+        existing = self._ledger_incident(ledger_key)
+        if existing is not None:
+            return existing  # a resync found it again: the first record stands
+        qid = new_id(received_at)
+        self.files.write(qid, raw)  # content durable before the row, as for a hold
+        if subject is None:
+            subject = _subject_of(raw)
+        try:
+            with self._tx() as db:
+                row = db.execute(
+                    "SELECT quarantine_id FROM poll_ledger WHERE mailbox = ? AND dedupe_key = ?"
+                    " AND ruleset_version = ?",
+                    ledger_key,
+                ).fetchone()
+                if row is not None and row["quarantine_id"] is not None:
+                    # Another poller instance recorded it between our check and this lock.
+                    raise _AlreadyRecorded(row["quarantine_id"])
+                db.execute(
+                    "INSERT INTO quarantine (id, received_at, sender, recipients, size,"
+                    " message_id, subject, peer, action, hits, unscannable, ruleset_version,"
+                    " status, mail_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        qid,
+                        _ts(received_at),
+                        envelope.sender,
+                        json.dumps(list(envelope.recipients), ensure_ascii=False),
+                        len(raw),
+                        message_id,
+                        subject,
+                        f"poller:{source}",
+                        verdict.action.label,
+                        _hits_json(verdict.hits),
+                        json.dumps([u.to_json() for u in verdict.unscannable], ensure_ascii=False),
+                        verdict.ruleset_version,
+                        Status.SENT.value,
+                        "[]",
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO incident_origin (quarantine_id, source, mailbox, folder, item_id)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (qid, source, mailbox, folder, item_id),
+                )
+                # An earlier non-incident outcome for the same key (e.g. a failed attempt noted
+                # as "pass") is superseded: the incident is what the ledger must answer.
+                db.execute(
+                    "INSERT OR REPLACE INTO poll_ledger (mailbox, dedupe_key, ruleset_version,"
+                    " outcome, quarantine_id, at) VALUES (?, ?, ?, 'incident', ?, ?)",
+                    (*ledger_key, qid, _ts(received_at)),
+                )
+                told = {"", "<>"}
+                for role, addresses in (("owner", owners), ("compliance", compliance)):
+                    for address in addresses:
+                        if address.lower() in told:
+                            continue
+                        told.add(address.lower())
+                        self._enqueue(
+                            db,
+                            kind=OutboxKind.NOTICE,
+                            quarantine_id=qid,
+                            now=received_at,
+                            notice=NoticeKind.INCIDENT,
+                            role=role,
+                            to=(address,),
+                        )
+                self._audit(
+                    db,
+                    actor=f"poller:{source}",
+                    action="incident",
+                    object_id=qid,
+                    details={
+                        "action": verdict.action.label,
+                        "rules": list(verdict.rule_ids),
+                        "unscannable": [u.location for u in verdict.unscannable],
+                        "recipients": len(envelope.recipients),
+                        "size": len(raw),
+                        "ruleset_version": verdict.ruleset_version,
+                        "mailbox": mailbox,
+                        "folder": folder,
+                    },
+                    now=received_at,
+                )
+        except _AlreadyRecorded as exc:
+            with contextlib.suppress(TransientError):
+                self.files.delete(qid)
+            return exc.quarantine_id
+        except BaseException:
+            with contextlib.suppress(TransientError):
+                self.files.delete(qid)
+            raise
+        return qid
+
+    def _ledger_incident(self, key: tuple[str, str, str]) -> str | None:
+        rows = self._read(
+            "SELECT quarantine_id FROM poll_ledger WHERE mailbox = ? AND dedupe_key = ?"
+            " AND ruleset_version = ?",
+            key,
+        )
+        return rows[0]["quarantine_id"] if rows else None
+
+    def incident_origin(self, quarantine_id: str) -> IncidentOrigin:
+        rows = self._read("SELECT * FROM incident_origin WHERE quarantine_id = ?", (quarantine_id,))
+        if not rows:
+            raise NotFoundError(quarantine_id)
+        r = rows[0]
+        return IncidentOrigin(
+            r["quarantine_id"], r["source"], r["mailbox"], r["folder"], r["item_id"]
+        )
+
+    def processed(self, mailbox: str, dedupe_key: str, ruleset_version: str) -> str | None:
+        rows = self._read(
+            "SELECT outcome FROM poll_ledger WHERE mailbox = ? AND dedupe_key = ?"
+            " AND ruleset_version = ?",
+            (mailbox, dedupe_key, ruleset_version),
+        )
+        return rows[0]["outcome"] if rows else None
+
+    def mark_processed(
+        self,
+        mailbox: str,
+        dedupe_key: str,
+        ruleset_version: str,
+        *,
+        outcome: str,
+        now: datetime,
+    ) -> bool:
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO poll_ledger (mailbox, dedupe_key, ruleset_version,"
+                " outcome, quarantine_id, at) VALUES (?, ?, ?, ?, NULL, ?)",
+                (mailbox, dedupe_key, ruleset_version, outcome, _ts(now)),
+            )
+            return cursor.rowcount == 1
+
+    def commit_poll_batch(
+        self,
+        mailbox: str,
+        folder: str,
+        cursor: str,
+        processed: Sequence[tuple[str, str, str]],
+        *,
+        now: datetime,
+    ) -> None:
+        at = _ts(now)
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO poll_ledger (mailbox, dedupe_key, ruleset_version,"
+                " outcome, quarantine_id, at) VALUES (?, ?, ?, ?, NULL, ?)",
+                [(mailbox, key, version, outcome, at) for key, version, outcome in processed],
+            )
+            db.execute(
+                "INSERT INTO poll_cursor (mailbox, folder, cursor, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (mailbox, folder) DO UPDATE SET cursor = excluded.cursor,"
+                " updated_at = excluded.updated_at",
+                (mailbox, folder, cursor, at),
+            )
+
+    def poll_cursor(self, mailbox: str, folder: str) -> str | None:
+        rows = self._read(
+            "SELECT cursor FROM poll_cursor WHERE mailbox = ? AND folder = ?", (mailbox, folder)
+        )
+        return rows[0]["cursor"] if rows else None
+
+    def save_poll_cursor(
+        self, mailbox: str, folder: str, cursor: str | None, *, now: datetime
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO poll_cursor (mailbox, folder, cursor, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (mailbox, folder) DO UPDATE SET cursor = excluded.cursor,"
+                " updated_at = excluded.updated_at",
+                (mailbox, folder, cursor, _ts(now)),
+            )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -800,9 +1028,14 @@ class SqliteStore(QuarantineStore):
 
     def purge_content_older_than(self, age: timedelta, *, now: datetime) -> builtins.list[str]:
         cutoff = _ts(now - age)
-        final = (Status.RELEASED.value, Status.REJECTED.value, Status.EXPIRED.value)
+        final = (
+            Status.RELEASED.value,
+            Status.REJECTED.value,
+            Status.EXPIRED.value,
+            Status.SENT.value,  # an incident's copy is evidence, kept as long as decided mail
+        )
         rows = self._read(
-            "SELECT id FROM quarantine WHERE content_purged = 0 AND status IN (?, ?, ?)"
+            "SELECT id FROM quarantine WHERE content_purged = 0 AND status IN (?, ?, ?, ?)"
             " AND received_at < ? ORDER BY received_at",
             (*final, cutoff),
         )
