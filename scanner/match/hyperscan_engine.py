@@ -11,6 +11,7 @@ serves as a build cache when compiling a large pattern set is too slow.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -46,6 +47,17 @@ class HyperscanMatcher:
         )
         self._db = db
 
+    def _scratch(self) -> Any:
+        """This thread's scratch space: Hyperscan allows one scan per scratch at a time, so
+        threads sharing a matcher (the poller's, a web server's) each get their own."""
+        local = self.__dict__.get("_local")
+        if local is None:
+            local = self.__dict__["_local"] = threading.local()
+        scratch = getattr(local, "scratch", None)
+        if scratch is None:
+            scratch = local.scratch = hyperscan.Scratch(self._db)
+        return scratch
+
     def serialize(self) -> bytes:
         """The compiled database as bytes, for ``load`` in another process or from a cache."""
         return b"" if self._db is None else bytes(hyperscan.dumpb(self._db))
@@ -80,7 +92,7 @@ class HyperscanMatcher:
         def on_match(key: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             add((key, end))
 
-        self._db.scan(buf, match_event_handler=on_match)
+        self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch())
         # Hyperscan reports in end order per pattern but may interleave; sorting keeps the
         # incremental offset mapping in resolve a single forward pass.
         raw.sort(key=lambda h: h[1])

@@ -196,3 +196,29 @@ def _matcher_10k(engine: str) -> Matcher:
     if engine not in _CACHE:
         _CACHE[engine] = build_matcher(PATTERNS_10K, engine)
     return _CACHE[engine]
+
+
+def test_one_matcher_shared_by_threads(engine: str) -> None:
+    """Threads sharing one matcher (poller, web server) all get complete, correct results."""
+    import threading
+
+    matcher = build_matcher(["falcon", "ファルコン計画", "project falcon"], engine)
+    text = "re: project falcon と ファルコン計画 " * 50
+    expected = sorted(matcher.find(text))
+    failures: list[object] = []
+
+    def work() -> None:
+        try:
+            for _ in range(200):
+                if sorted(matcher.find(text)) != expected:
+                    failures.append("mismatch")
+        except Exception as exc:  # the assertion below reports it
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert len(expected) == 150
