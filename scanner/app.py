@@ -11,12 +11,13 @@ rules) runs in a thread, because the event loop already serves the metrics endpo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from scanner.config import ConfigError, Settings
 from scanner.logs import get_logger
 from scanner.metrics import Metrics, MetricsServer
 from scanner.model import Envelope, Verdict
+from scanner.poller.service import PollerService
 from scanner.relay import scanpool
 from scanner.relay.reload import (
     RulesWatcher,
@@ -45,6 +47,7 @@ from scanner.relay.scanpool import (
 )
 from scanner.relay.server import RelayConfig, RelayHandler, RelayServer
 from scanner.relay.upstream import UpstreamConfig, UpstreamPool
+from scanner.rules.model import CompiledRuleset
 from scanner.rulestore.base import RuleStore
 from scanner.store.base import QuarantineStore
 
@@ -98,6 +101,46 @@ def open_default_store(data_dir: Path) -> QuarantineStore:
     return open_store(data_dir)
 
 
+class PoolRulesetMirror:
+    """The scan pool's current rules compiled in this process, for in-process scanners.
+
+    The poller scans in the daemon process and needs the same ruleset the relay's workers run;
+    it reads it on the event loop, so the (cached, ~0.1 s) load happens in a thread whenever the
+    pool's rules version or the day changes, and reading is a plain attribute access.
+    """
+
+    def __init__(self, pool: ScanPool, cache_dir: Path) -> None:
+        self._pool = pool
+        self._cache_dir = cache_dir
+        self._key: tuple[str, date] | None = None
+        self._ruleset: CompiledRuleset | None = None
+
+    async def refresh(self) -> None:
+        snapshot = self._pool.snapshot
+        key = (snapshot.info.version, date.today())
+        if key == self._key or snapshot.data is None:
+            return
+        from scanner.rulecache import load_ruleset
+
+        self._ruleset = await asyncio.to_thread(
+            load_ruleset, snapshot.data, snapshot.filename, today=key[1],
+            cache_dir=self._cache_dir)
+        self._key = key
+
+    async def follow(self, stop: asyncio.Event, interval: float) -> None:
+        while not stop.is_set():
+            try:
+                await self.refresh()
+            except Exception as exc:  # the pool validated these rules; keep the last good ones
+                _log.error("poller.rules_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    def __call__(self) -> CompiledRuleset:
+        assert self._ruleset is not None, "refresh() first"
+        return self._ruleset
+
+
 class Daemon:
     """One running relay with its workers; ``start()``, then ``stop()`` (or ``serve_forever``)."""
 
@@ -126,13 +169,15 @@ class Daemon:
         self.web_address: tuple[str, int] | None = None
         self._metrics_server: MetricsServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.poller_service: PollerService | None = None
         self._stop = asyncio.Event()
         self._outbox_stop = asyncio.Event()
         self.relay_address: tuple[str, int] | None = None
         self.metrics_address: tuple[str, int] | None = None
 
     def ready(self) -> bool:
-        return bool(self.relay and self.relay.listening and self.pool and self.pool.ready)
+        relay_ok = bool(self.relay and self.relay.listening and self.pool and self.pool.ready)
+        return relay_ok and (self.poller_service is None or self.poller_service.ready())
 
     async def start(self) -> None:
         s = self.settings
@@ -202,6 +247,7 @@ class Daemon:
 
         if s.web.listen is not None:
             await self._start_web(store)
+        await self._start_poller(store)
         self.relay_address = await self.relay.start(s.relay.listen.host, s.relay.listen.port)
         _log.info("serve.started", listen=f"{self.relay_address[0]}:{self.relay_address[1]}",
                   upstream=str(s.upstream.address), rules=str(rules_path),
@@ -249,6 +295,23 @@ class Daemon:
                               "active rules version in the data directory")
         active_id, snapshot = found
         return rules_path, file_data, active_id, snapshot
+
+    async def _start_poller(self, store: QuarantineStore) -> None:
+        """The mailbox poller beside the relay, when ``[poller]`` is configured."""
+        from scanner.config import environment
+        from scanner.poller.service import run_poller
+        from scanner.poller.settings import poller_of
+
+        poller = poller_of(self.settings, env=environment())
+        if poller is None or self.pool is None or self.pool.snapshot.data is None:
+            return
+        mirror = PoolRulesetMirror(self.pool, self.settings.store.data_dir / "cache")
+        await mirror.refresh()
+        self.poller_service = PollerService()
+        self._tasks.append(spawn(mirror.follow(self._stop, self.settings.scan.reload_interval),
+                                 name="poller.rules"))
+        self._tasks.append(spawn(run_poller(poller, store, mirror, self._stop,
+                                            service=self.poller_service), name="poller"))
 
     async def _start_web(self, store: QuarantineStore) -> None:
         """The review web app on [web] listen; returns once it listens (OSError if it cannot)."""

@@ -179,6 +179,9 @@ class Settings:
     web: WebAppSettings = field(default_factory=WebAppSettings)
     log: LogSettings = field(default_factory=LogSettings)
     source: str = "<defaults>"  # where the settings came from, for messages
+    # Raw tables of sections parsed by the component that owns them (``[poller]``: see
+    # ``scanner.poller.settings``), so one file and one reader serve every component.
+    components: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -256,11 +259,25 @@ def _section(cls: type[Any], table: Mapping[str, Any], env: Mapping[str, str], n
     return cls(**values)
 
 
+# Sections whose keys belong to another component, which validates them itself.
+COMPONENT_SECTIONS = ("poller",)
+
 _SECTIONS: dict[str, type[Any]] = {
     f.name: typing.get_type_hints(Settings)[f.name]
     for f in dataclasses.fields(Settings)
-    if f.name != "source"
+    if f.name not in ("source", "components")
 }
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for components that read credentials from it (the poller)."""
+    return os.environ
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/maruhi`` or ``~/.cache/maruhi`` (compiled rulesets of CLI runs)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "maruhi"
 
 
 def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
@@ -277,16 +294,22 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
             raise ConfigError(f"{path}: cannot read ({type(exc).__name__})") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
-    unknown = sorted(set(data) - set(_SECTIONS))
+    unknown = sorted(set(data) - set(_SECTIONS) - set(COMPONENT_SECTIONS))
     if unknown:
         raise ConfigError(f"{source}: unknown section [{unknown[0]}]")
+    components: dict[str, dict[str, Any]] = {}
+    for name in COMPONENT_SECTIONS:
+        if name in data:
+            if not isinstance(data[name], dict):
+                raise ConfigError(f"{source}: [{name}] must be a table")
+            components[name] = data[name]
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
         table = data.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
         sections[name] = _section(cls, table, environ, name, source)
-    settings = Settings(**sections, source=source)
+    settings = Settings(**sections, source=source, components=components)
     validate(settings)
     return settings
 

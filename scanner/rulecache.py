@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from scanner import __version__
+from scanner.config import user_cache_dir
 from scanner.match.engine import available_engines
 from scanner.rules.compile import compile_ruleset
 from scanner.rules.load import parse_rules_bytes
@@ -37,9 +38,8 @@ KEEP = 4
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/maruhi`` or ``~/.cache/maruhi``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "maruhi"
+    """Where CLI runs cache compiled rulesets (the daemon uses its data directory)."""
+    return user_cache_dir()
 
 
 def cache_key(data: bytes, filename: str, engine: str | None) -> str:

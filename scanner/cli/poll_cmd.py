@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import signal
 import socket
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner import logs
-from scanner.config import ConfigError, Settings
+from scanner.config import ConfigError, Settings, environment
 from scanner.errors import MaruhiError, RuleError
 from scanner.rules.compile import compile_ruleset
 from scanner.rules.load import parse_rules_bytes
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from scanner.poller.settings import load_with_poller
 
     try:
-        settings, poller = load_with_poller(args.config, env=os.environ)
+        settings, poller = load_with_poller(args.config, env=environment())
     except ConfigError as exc:
         return _fail(str(exc))
     rules_path = args.rules or settings.scan.rules

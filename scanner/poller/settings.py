@@ -14,8 +14,6 @@ accepts the section itself.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,77 +254,24 @@ def parse_poller(data: Mapping[str, Any], *, env: Mapping[str, str], source: str
     return result
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({type(exc).__name__})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
-
-
 def load_poller(path: Path, *, env: Mapping[str, str]) -> PollerSettings | None:
     """Only the ``[poller]`` table of ``path``, or None when it has none (``maruhi serve``:
     the poller runs beside the relay only when configured)."""
-    table = _read_toml(path).get("poller")
+    return poller_of(load_settings(path, env=env), env=env)
+
+
+def poller_of(settings: Settings, *, env: Mapping[str, str]) -> PollerSettings | None:
+    """The poller settings inside already loaded daemon settings, or None when absent."""
+    table = settings.components.get("poller")
     if table is None:
         return None
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [poller] must be a table")
-    return parse_poller(table, env=env, source=str(path))
+    return parse_poller(table, env=env, source=settings.source)
 
 
 def load_with_poller(path: Path, *, env: Mapping[str, str]) -> tuple[Settings, PollerSettings]:
-    """The daemon's settings and the poller's from one TOML file.
-
-    ``load_settings`` is given the file without ``[poller]`` (it rejects sections it does not
-    own); its errors then name a temporary copy, so they are re-labelled with ``path``.
-    """
-    data = _read_toml(path)
-    table = data.pop("poller", None)
-    if not isinstance(table, dict):
+    """The daemon's settings and the poller's from one TOML file (``maruhi poll``)."""
+    settings = load_settings(path, env=env)
+    poller = poller_of(settings, env=env)
+    if poller is None:
         raise ConfigError(f"{path}: [poller] is required by maruhi poll (it has no default)")
-    poller = parse_poller(table, env=env, source=str(path))
-    with tempfile.TemporaryDirectory(prefix="maruhi-config-") as tmp:
-        rest = Path(tmp) / "maruhi.toml"
-        rest.write_text(_dump_toml(data), encoding="utf-8")
-        try:
-            settings = load_settings(rest, env=env)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).replace(str(rest), str(path))) from None
-    return dataclasses.replace(settings, source=str(path)), poller
-
-
-def _dump_toml(data: Mapping[str, Any], prefix: str = "") -> str:
-    """Minimal TOML writer for the daemon's own sections (tables of scalars, lists, tables)."""
-    lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, Any]]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((f"{prefix}{key}", value))
-        else:
-            lines.append(f"{_key(key)} = {_value(value)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for name, table in tables:
-        out += f"\n[{'.'.join(_key(p) for p in name.split(chr(0)))}]\n"
-        out += _dump_toml(table, f"{name}{chr(0)}")
-    return out
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _value(key)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise ConfigError(f"unsupported value in config: {type(value).__name__}")
+    return settings, poller

@@ -202,6 +202,12 @@ class ScanPool:
         self.replacements = 0
 
     @property
+    def snapshot(self) -> RulesSnapshot:
+        """The rules the current generation of workers runs."""
+        assert self._snapshot is not None, "ScanPool.start() first"
+        return self._snapshot
+
+    @property
     def info(self) -> RulesInfo:
         assert self._snapshot is not None, "ScanPool.start() first"
         return self._snapshot.info

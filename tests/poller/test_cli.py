@@ -213,3 +213,63 @@ def test_load_poller_is_none_without_the_table(tmp_path: Path) -> None:
     loaded = load_poller(config, env={"TEST_IMAP_PASSWORD": "x"})
     assert loaded is not None
     assert loaded.backend == "imap"
+
+
+def test_serve_runs_the_poller_beside_the_relay(imap: ImapHarness, tmp_path: Path) -> None:
+    """`maruhi serve` with a [poller] section polls the mailbox: a sent disclosure becomes an
+    incident while the relay keeps listening."""
+    import socket
+    import time
+
+    imap.deliver("Sent", make_message())
+    relay_port, upstream_port = _free_port(), _free_port()
+    config = _config(tmp_path, imap.server.port, extra=f"""
+[relay]
+listen = "127.0.0.1:{relay_port}"
+
+[upstream]
+address = "127.0.0.1:{upstream_port}"
+tls = "none"
+
+[metrics]
+listen = ""
+
+[web]
+listen = ""
+""")
+    # [relay]/[upstream] come after [poller.imap] in the file: TOML tables are independent.
+    log = tmp_path / "serve.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scanner.cli.main", "serve", "--config", str(config)],
+            cwd=tmp_path, env={**os.environ, "TEST_IMAP_PASSWORD": PASSWORD},
+            stdout=subprocess.DEVNULL, stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        statuses: list[Status] = []
+        while time.monotonic() < deadline and statuses != [Status.SENT]:
+            time.sleep(0.5)
+            assert proc.poll() is None, log.read_text(errors="replace")
+            if (tmp_path / "data").exists():
+                store = SqliteStore(tmp_path / "data")
+                try:
+                    statuses = [r.status for r in store.list()]
+                finally:
+                    store.close()
+        assert statuses == [Status.SENT]
+        with socket.create_connection(("127.0.0.1", relay_port), timeout=5) as conn:
+            assert conn.recv(100).startswith(b"220")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0
+    assert PASSWORD not in log.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
