@@ -534,6 +534,8 @@ class RelayHandler:
             reply, outcome = replies.upstream_reply(up.code, up.message)
             if outcome is Outcome.UPSTREAM_DEFERRED:
                 self._upstream_error("deferred")
+            if outcome is Outcome.RELAYED and verdict.hits and self.store is not None:
+                await self._record_disclosure(raw, env, verdict)
             return reply, outcome, None
         if txn is not None:
             await txn.abort()
@@ -543,6 +545,21 @@ class RelayHandler:
             qid = await asyncio.to_thread(self._hold, raw, env, verdict, peer, mail_options)
             return replies.held(qid), Outcome.HELD, qid
         return replies.rejected(verdict.rule_ids), Outcome.REJECTED, None
+
+    async def _record_disclosure(self, raw: bytes, env: Envelope, verdict: Verdict) -> None:
+        """Ledger entry for a delivered message that carried secrets (in scope, or flagged).
+
+        The upstream has accepted the message, so a failure here is logged, never answered.
+        """
+        store = self.store
+        assert store is not None
+        message_id, _ = header_facts(raw)
+        try:
+            await asyncio.to_thread(store.record_disclosure, env, verdict,
+                                    at=datetime.now(UTC), message_id=message_id)
+        except Exception as exc:
+            _log.error("disclosure.record_failed", error=type(exc).__name__,
+                       rules=list(verdict.rule_ids))
 
     def _hold(self, raw: bytes, env: Envelope, verdict: Verdict, peer: str | None,
               mail_options: tuple[str, ...]) -> str:

@@ -215,6 +215,24 @@ class IncidentOrigin:
 
 
 @dataclass(frozen=True)
+class Disclosure:
+    """A delivered message that carried registered secrets (relayed: passed or flagged).
+
+    Together with the quarantine (held, and how that ended) and poller incidents (sent), this is
+    the disclosure ledger a customer can ask for. No content: rule ids, locations, recipients.
+    """
+
+    at: datetime
+    sender: str
+    recipients: tuple[str, ...]
+    action: Action  # what the relay did: pass or flag
+    hits: tuple[Hit, ...]
+    message_id: str | None
+    ruleset_version: str
+    source: str  # "relay"
+
+
+@dataclass(frozen=True)
 class StoreStats:
     """Gauges for metrics and health checks."""
 
@@ -285,6 +303,28 @@ class QuarantineStore(ABC):
         ``owners`` (role "owner") and ``compliance`` (role "compliance"). Idempotent: when that
         ledger entry already points at an incident, nothing is written and its id is returned.
         """
+
+    @abstractmethod
+    def record_disclosure(
+        self,
+        envelope: Envelope,
+        verdict: Verdict,
+        *,
+        at: datetime,
+        message_id: str | None,
+        source: str = "relay",
+    ) -> None:
+        """Record a delivered message whose verdict has hits (the disclosure ledger).
+
+        Called after the upstream accepted the message, so it must never affect delivery;
+        raises ``TransientError`` on I/O failure for the caller to log.
+        """
+
+    @abstractmethod
+    def disclosures(
+        self, *, rule_ids: Collection[str], limit: int = 10_000
+    ) -> builtins.list[Disclosure]:
+        """Delivered messages that hit any of ``rule_ids``, newest first."""
 
     @abstractmethod
     def incident_origin(self, quarantine_id: str) -> IncidentOrigin:

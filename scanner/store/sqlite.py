@@ -35,6 +35,7 @@ from scanner.store.base import (
     AuditEvent,
     ContentGoneError,
     Decision,
+    Disclosure,
     IncidentOrigin,
     NotFoundError,
     NoticeKind,
@@ -116,6 +117,22 @@ CREATE TABLE IF NOT EXISTS audit (
 -- Append-only: the hash chain detects tampering, the triggers stop accidents.
 -- Poller: where an incident was found, what was processed with which rules, folder cursors.
 -- New tables only (IF NOT EXISTS), so a store created before the poller existed just gains them.
+CREATE TABLE IF NOT EXISTS disclosure (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    action TEXT NOT NULL,
+    hits TEXT NOT NULL,
+    message_id TEXT,
+    ruleset_version TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS disclosure_rule (
+    rule_id TEXT NOT NULL,
+    disclosure_id INTEGER NOT NULL REFERENCES disclosure (id),
+    PRIMARY KEY (rule_id, disclosure_id)
+);
 CREATE TABLE IF NOT EXISTS incident_origin (
     quarantine_id TEXT PRIMARY KEY REFERENCES quarantine (id),
     source TEXT NOT NULL,
@@ -616,6 +633,65 @@ class SqliteStore(QuarantineStore):
             key,
         )
         return rows[0]["quarantine_id"] if rows else None
+
+    def record_disclosure(
+        self,
+        envelope: Envelope,
+        verdict: Verdict,
+        *,
+        at: datetime,
+        message_id: str | None,
+        source: str = "relay",
+    ) -> None:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO disclosure (at, sender, recipients, action, hits, message_id,"
+                " ruleset_version, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _ts(at),
+                    envelope.sender,
+                    json.dumps(list(envelope.recipients), ensure_ascii=False),
+                    verdict.action.label,
+                    _hits_json(verdict.hits),
+                    message_id,
+                    verdict.ruleset_version,
+                    source,
+                ),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO disclosure_rule (rule_id, disclosure_id) VALUES (?, ?)",
+                [(rule_id, cur.lastrowid) for rule_id in verdict.rule_ids],
+            )
+
+    def disclosures(
+        self, *, rule_ids: Collection[str], limit: int = 10_000
+    ) -> builtins.list[Disclosure]:
+        wanted = sorted(set(rule_ids))
+        if not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        rows = self._read(
+            "SELECT * FROM disclosure WHERE id IN (SELECT disclosure_id FROM disclosure_rule"
+            f" WHERE rule_id IN ({marks})) ORDER BY at DESC, id DESC LIMIT ?",
+            (*wanted, limit),
+        )
+        out: builtins.list[Disclosure] = []
+        for r in rows:
+            at = _dt(r["at"])
+            assert at is not None
+            out.append(
+                Disclosure(
+                    at=at,
+                    sender=r["sender"],
+                    recipients=tuple(json.loads(r["recipients"])),
+                    action=Action.parse(r["action"]),
+                    hits=_hits_from(r["hits"]),
+                    message_id=r["message_id"],
+                    ruleset_version=r["ruleset_version"],
+                    source=r["source"],
+                )
+            )
+        return out
 
     def incident_origin(self, quarantine_id: str) -> IncidentOrigin:
         rows = self._read("SELECT * FROM incident_origin WHERE quarantine_id = ?", (quarantine_id,))

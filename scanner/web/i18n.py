@@ -130,10 +130,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "object": {"en": "Object", "ja": "対象"},
     "details": {"en": "Details", "ja": "詳細"},
     "ledger_note": {
-        "en": "From the quarantine: held messages and how they ended. Passed (in-scope) "
-        "messages are not recorded yet.",
-        "ja": "隔離メールから作成: 保留されたメッセージとその結末。範囲内で通過したメッセージは"
-        "まだ記録されていません。",
+        "en": "Every message that carried this customer's secrets: relayed (passed in scope, "
+        "or flagged), held and how that ended, and incidents the mailbox poller found.",
+        "ja": "この顧客の機密を含んだすべてのメッセージ: 中継されたもの"
+        "（範囲内で通過、または警告付き）、保留とその結末、メールボックス監視が検出した"
+        "インシデント。",
     },
     "in_scope": {"en": "In scope", "ja": "範囲内"},
     "reason_domain": {"en": "domain {0} is not allowed", "ja": "ドメイン {0} は許可されていません"},

@@ -1,9 +1,9 @@
 """The audit view and the disclosure ledger (auditor/admin), with CSV export.
 
 Owns the read-only routes over the hash-chained audit log and the per-customer ledger built from
-quarantine records. Must not change anything. CSV cells that start with ``= + - @`` are prefixed
-with ``'`` so that a hostile sender address or reason cannot become a spreadsheet formula.
-Hazard: the ledger covers held messages only (passed mail is not recorded yet), and says so.
+quarantine records (held, incidents) and the relay's disclosure records (passed, flagged). Must
+not change anything. CSV cells that start with ``= + - @`` are prefixed with ``'`` so that a
+hostile sender address or reason cannot become a spreadsheet formula.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from scanner.accounts.base import Role
+from scanner.model import Action
 from scanner.web.context import WebContext
 from scanner.web.queries import AuditRow, ListRow
 from scanner.web.render import render
@@ -108,6 +109,20 @@ def _ledger(ctx: WebContext, customer: str) -> list[dict[str, Any]]:
                 "in_scope": sorted(r for r in row.recipients if r not in out),
                 "outcome": STATUS_PUBLIC.get(row.status, row.status),
             })
+    # Delivered mail that carried the customer's secrets: in scope (passed) or flagged.
+    for d in ctx.store.disclosures(rule_ids=rule_ids):
+        for hit in d.hits:
+            if hit.rule_id not in wanted:
+                continue
+            out = set(hit.out_of_scope)
+            entries.append({
+                "at": d.at.isoformat(), "id": "", "rule": hit.rule_id,
+                "location": hit.location, "sender": d.sender,
+                "out_of_scope": sorted(out),
+                "in_scope": sorted(r for r in d.recipients if r not in out),
+                "outcome": "passed" if d.action is Action.PASS else "flagged",
+            })
+    entries.sort(key=lambda e: e["at"], reverse=True)
     return entries
 
 
@@ -135,7 +150,6 @@ def ledger_csv(request: Request, principal: Annotated[Principal, Auditor],
 @router.get("/api/v1/ledger", tags=["audit"])
 def ledger_api(request: Request, principal: Annotated[Principal, Auditor],
                customer: Annotated[str, Query(max_length=200)]) -> dict[str, Any]:
-    """Which of a customer's secrets went (or tried to go) to whom; held messages only."""
+    """Which of a customer's secrets went (or tried to go) to whom, and what became of it."""
     ctx: WebContext = request.app.state.ctx
-    return {"customer": customer, "entries": _ledger(ctx, customer),
-            "note": "passed messages are not recorded yet"}
+    return {"customer": customer, "entries": _ledger(ctx, customer)}

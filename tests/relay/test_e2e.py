@@ -107,3 +107,19 @@ def test_rule_versions_from_store_and_file_are_hot_swapped(
         assert store.active_version() == history[0]
     finally:
         store.close()
+
+
+def test_relayed_secrets_are_recorded_in_the_disclosure_ledger(
+        real_relay: RunningRelay, upstream: Upstream) -> None:
+    """A flagged message is delivered and recorded (rule ids, recipients, no content); a clean
+    message leaves no record."""
+    for body in ("Here are the Fabrikam pilot results.", "Lunch on Friday?"):
+        with smtplib.SMTP("127.0.0.1", real_relay.port, timeout=30) as c:
+            c.sendmail("bob@example.com", ["x@outside.example"], mail(body))
+    store = real_relay.daemon.store
+    assert store is not None
+    records = store.disclosures(rule_ids=["fabrikam-pilot", "contoso-price-2027"])
+    assert [(d.sender, d.recipients, d.action.label, d.message_id) for d in records] == [
+        ("bob@example.com", ("x@outside.example",), "flag", "<e2e@example.com>")]
+    assert [h.rule_id for h in records[0].hits] == ["fabrikam-pilot"]
+    assert len(upstream.delivered) == 2

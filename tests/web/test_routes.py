@@ -287,6 +287,26 @@ def test_ledger_lists_customer_disclosures(env: Env) -> None:
     assert entries[0]["in_scope"] == ["buyer@acme.example"]
 
 
+def test_ledger_includes_relayed_disclosures(env: Env) -> None:
+    """Mail the relay delivered in scope appears as 'passed', next to held mail."""
+    from datetime import timedelta
+
+    from scanner.model import Action, Envelope, Hit, Verdict
+    from tests.web.factories import NOW
+
+    env.hold()
+    verdict = Verdict(Action.PASS, (Hit("falcon", "body", (), Action.HOLD),), (), "v1")
+    env.store.record_disclosure(Envelope("tanaka@example.co.jp", ("buyer@acme.example",)),
+                                verdict, at=NOW + timedelta(hours=1), message_id="<p@x>")
+    entries = env.client("aud").get("/api/v1/ledger?customer=ACME+Corp").json()["entries"]
+    rows = [(e["outcome"], e["in_scope"], e["out_of_scope"]) for e in entries]
+    assert rows[0] == ("passed", ["buyer@acme.example"], [])  # newest first
+    assert set(map(str, rows[1:])) == {str(("held", ["buyer@acme.example"],
+                                            ["cfo@rival.example"]))}
+    csv_text = env.client("aud").get("/ledger.csv?customer=ACME+Corp").text
+    assert "passed" in csv_text
+
+
 def test_language_follows_browser_and_switch(env: Env) -> None:
     """Accept-Language picks Japanese; the switch cookie overrides it."""
     client = env.client()
