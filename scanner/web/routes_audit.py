@@ -111,13 +111,13 @@ def _ledger(ctx: WebContext, customer: str) -> list[dict[str, Any]]:
             })
     # Delivered mail that carried the customer's secrets: in scope (passed) or flagged.
     for d in ctx.store.disclosures(rule_ids=rule_ids):
-        for hit in d.hits:
-            if hit.rule_id not in wanted:
+        for found in d.hits:
+            if found.rule_id not in wanted:
                 continue
-            out = set(hit.out_of_scope)
+            out = set(found.out_of_scope)
             entries.append({
-                "at": d.at.isoformat(), "id": "", "rule": hit.rule_id,
-                "location": hit.location, "sender": d.sender,
+                "at": d.at.isoformat(), "id": "", "rule": found.rule_id,
+                "location": found.location, "sender": d.sender,
                 "out_of_scope": sorted(out),
                 "in_scope": sorted(r for r in d.recipients if r not in out),
                 "outcome": "passed" if d.action is Action.PASS else "flagged",
