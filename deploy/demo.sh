@@ -18,5 +18,6 @@ trap 'kill $sink 2>/dev/null || true' EXIT INT TERM
 exec_args=(serve --rules rules/example-en.yaml --data-dir var/maruhi
            --listen 127.0.0.1:10025 --upstream 127.0.0.1:10026)
 echo "demo: relay on 127.0.0.1:10025, upstream sink on 127.0.0.1:10026 (mail in var/sink/)"
-echo "demo: try  swaks --server 127.0.0.1:10025 --to buyer@other.example --body 'Project Falcon'"
+echo "demo: review UI on http://127.0.0.1:8025/ (create an account: .venv/bin/maruhi users add NAME --roles admin --data-dir var/maruhi)"
+echo "demo: try  swaks --server 127.0.0.1:10025 --to buyer@other.example --body 'Status of Project Bluebird attached.'"
 "$VENV/bin/maruhi" "${exec_args[@]}"
