@@ -23,16 +23,25 @@ leading jamo, halfwidth forms). Combining marks (U+3099/309A, U+302A-302F) and H
 final jamo are excluded: joining a line onto them would let NFKC compose across the removed break,
 and normalization would no longer be idempotent.
 
-Speed is the point of the design: the text is processed line by line with C-level fast paths
-(ASCII line → ``lower``; NFKC-normalized line → ``casefold``; only the rest pays for NFKC) and the
-offset map is one record per run of lines whose offsets shift linearly. Lines that NFKC or
-whitespace collapsing changed are kept as opaque records; their exact character mapping is
-computed lazily, cluster by cluster, only when ``original_span`` lands in them.
+Speed is the point of the design: the text is processed in blocks of whole lines (~2 KB) with
+C-level string operations. Most characters are *inert* (``scanner/_unicode_tables.py``: printable,
+NFKC-stable, a normalization boundary, with a ``casefold`` that is their ``lower()`` and inert
+too), so a block needs NFKC only in the runs of the other characters: these are normalized and
+casefolded with one call each per block and spliced back in, which is exact because NFKC can
+split a text before every inert character; the block then goes through ``lower()`` (cheaper than
+``casefold``). A block where that is not exact (a run starting with a combining mark, NFKC making
+spaces), or with tabs, CRLF, NBSP or format characters, falls back to slower paths, down to line
+by line (ASCII line → ``lower``; NFKC-normalized line → ``casefold``; only the rest pays for
+NFKC). The offset map is one record per run of lines whose offsets shift linearly. Blocks and
+lines that NFKC or whitespace collapsing changed are kept as opaque records; their exact
+character mapping is computed lazily, cluster by cluster, only when ``original_span`` lands in
+them.
 
-Must not do: I/O, logging, clock or environment reads. Hazard: the fast path and the exact
+Must not do: I/O, logging, clock or environment reads. Hazards: the fast path and the exact
 (lazy) path are two implementations of the same rules; ``tests/test_normalize.py`` checks them
 against each other with Hypothesis, and ``original_span`` falls back to whole-line spans rather
-than return a wrong offset if they ever disagree.
+than return a wrong offset if they ever disagree. The generated Unicode tables must match the
+running ``unicodedata`` (``tests/test_unicode_tables.py`` checks it and regenerates them).
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
+
+from scanner._unicode_tables import NO_BOUNDARY_RANGES, SPLICE_RANGES
 
 __all__ = ["Normalized", "is_cjk", "normalize", "normalize_term"]
 
@@ -103,11 +114,27 @@ _CF_RE = re.compile("[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in _CF_R
 # The line breaks of str.splitlines; "\n" itself is the line separator of the fast loop.
 _BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 _WS_RUN = re.compile(r"\s+")
+_find_space_runs = re.compile("  +").finditer
 _CJK_CLASS = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in _CJK_RANGES)
 # A run of "\n" between two CJK characters; starts with a literal so re scans at memchr speed.
 _JOIN_RE = re.compile(f"\\n(?<=[{_CJK_CLASS}]\\n)(?=[{_CJK_CLASS}])")
 _nfkc_ok = unicodedata.is_normalized
 _nfkc = unicodedata.normalize
+
+# A run of characters that are not inert (see scanner/_unicode_tables.py): the table's BMP
+# ranges and every character outside the BMP. Written as the complement of the inert BMP
+# ranges, which re tests with one bitmap lookup; "[c][c]*" rather than "[c]+" lets re skip to
+# a run's first character at that speed.
+_INERT_BOUNDS = (0, *(b for lo, hi in SPLICE_RANGES for b in (lo, hi + 1)), 0x10000)
+_SPLICE_CLASS = "^" + "".join(
+    f"\\u{lo:04x}-\\u{hi - 1:04x}"
+    for lo, hi in zip(_INERT_BOUNDS[::2], _INERT_BOUNDS[1::2], strict=True)
+    if lo < hi
+)
+_splice_split = re.compile(f"([{_SPLICE_CLASS}][{_SPLICE_CLASS}]*)").split
+# A space before a character that NFKC may combine with what precedes it.
+_NO_BOUNDARY_CLASS = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in NO_BOUNDARY_RANGES)
+_no_boundary_after_space = re.compile(f" [{_NO_BOUNDARY_CLASS}]").search
 
 
 def is_cjk(ch: str) -> bool:
@@ -251,25 +278,102 @@ def _fold_group(g: str) -> tuple[str, bool] | None:
     the block to the line-by-line path (tabs, CRLF, indentation, NBSP, format characters).
     """
     flat = g.replace("\n", " ")
-    if not flat.isprintable():  # tabs, \r, NBSP, U+3000, format characters, …
-        return None
     linear = True
     # One search finds double spaces, spaces next to line breaks and blank lines.
     if "  " in flat or flat[0] == " " or flat[-1] == " ":
-        while "  " in g:
-            g = g.replace("  ", " ")
-        g = g.replace(" \n", "\n").replace("\n ", "\n").strip(" \n")
-        # A run of line breaks joins or becomes one space exactly as a single break does.
-        while "\n\n" in g:
-            g = g.replace("\n\n", "\n")
+        # A longer run of spaces and line breaks (in flat: of spaces) becomes one line break if
+        # it holds one (it joins or becomes one space exactly as a single break does), else one
+        # space; runs at either end go.
+        pieces: list[str] = []
+        prev = 0
+        for m in _find_space_runs(flat):
+            start, end = m.span()
+            pieces.append(g[prev:start])
+            pieces.append("\n" if g.find("\n", start, end) >= 0 else " ")
+            prev = end
+        pieces.append(g[prev:])
+        g = "".join(pieces).strip(" \n")
         linear = False
         if not g:
             return None
     if g.isascii():
+        if not flat.isprintable():  # tabs, \r, other controls
+            return None
         folded = g.lower()
-    elif _nfkc_ok("NFKC", g):
+    else:
+        # Inert text (see scanner/_unicode_tables.py) is its own NFKC, and its casefold is its
+        # lower(), which is cheaper; the runs of other characters between it (fullwidth and
+        # halfwidth forms, marks, "ß", but also tabs, NBSP, format characters) are folded all
+        # at once and spliced back in where that is exact, else the block takes the slow path.
+        parts = _splice_split(g)
+        if len(parts) > 1:
+            spliced = _fold_runs(parts[1::2])
+            if spliced is None:
+                if not flat.isprintable():  # tabs, \r, NBSP, U+3000, format characters, …
+                    return None
+                # Decomposed text ("か" + U+3099): each run takes the character before it.
+                _absorb_preceding(parts)
+                spliced = _fold_runs(parts[1::2])
+                if spliced is None:
+                    return _fold_group_slow(g, linear=linear)
+            parts[1::2], one_to_one = spliced
+            linear = linear and one_to_one
+            g = "".join(parts)
+        folded = g.lower()
+        # lower() maps inert characters one to one; the same length means just that.
+        linear = linear and len(folded) == len(g)
+    joined = _JOIN_RE.sub("", folded)
+    return joined.replace("\n", " "), linear and len(joined) == len(folded)
+
+
+def _fold_runs(runs: list[str]) -> tuple[list[str], bool] | None:
+    """NFKC + casefold of each run of non-inert characters of a block, and whether 1:1.
+
+    Returns None if the results cannot simply be spliced into the block. The runs lie between
+    inert text, which has a normalization boundary before every character, so the NFKC of the
+    block is the runs' NFKC spliced in if each run starts at a boundary too; the same holds
+    for the casefold when each casefolded run is NFKC-normalized and starts at a boundary (no
+    NFKC again needed). The result must also stay fast-path text: printable (so no format
+    characters to remove first, no tabs or NBSP), no new space (NFKC "¨" → " ̈"), and kept
+    by the ``lower()`` the block goes through. Runs never hold a space, and the space that
+    joins them here for one call of each function is a boundary that NFKC and casefold keep.
+    """
+    joined = " ".join(runs)
+    stable = _nfkc("NFKC", joined)
+    folded = stable.casefold()
+    if (
+        folded.count(" ") != len(runs) - 1  # casefold neither makes nor removes spaces
+        or not joined.isprintable()
+        or not stable.isprintable()
+        or not folded.isprintable()
+        or _no_boundary_after_space(" " + joined)
+        or _no_boundary_after_space(" " + folded)
+        or not _nfkc_ok("NFKC", folded)
+        or folded.lower() != folded  # (casefold makes Cherokee uppercase)
+    ):
+        return None
+    # casefold only ever expands, so the same length means one to one.
+    return folded.split(" "), stable == joined and len(folded) == len(joined)
+
+
+def _absorb_preceding(parts: list[str]) -> None:
+    """Move into each run of ``parts`` (odd items) the character before it, unless a space.
+
+    That character is inert, so NFKC may still split the text before it, and a run starting
+    with a combining mark can then be normalized on its own. (Runs must not hold spaces or
+    line breaks; a mark after one still sends the block to the slow path.)
+    """
+    for i in range(1, len(parts), 2):
+        before = parts[i - 1]
+        if before and before[-1] not in " \n":
+            parts[i - 1] = before[:-1]
+            parts[i] = before[-1] + parts[i]
+
+
+def _fold_group_slow(g: str, *, linear: bool) -> tuple[str, bool] | None:
+    """``_fold_group`` for a printable non-ASCII block whose runs cannot be spliced."""
+    if _nfkc_ok("NFKC", g):
         cased = g.casefold()
-        # casefold only ever expands, so the same length means one to one.
         linear = linear and len(cased) == len(g)
         folded = _refold_lines(g, cased)
         if folded is not cased:
