@@ -41,6 +41,8 @@ STATUS_GROUPS: dict[str, tuple[str, ...]] = {
     "released": (Status.RELEASED.value,),
     "rejected": (Status.REJECTED.value,),
     "expired": (Status.EXPIRED.value,),
+    # Incidents the mailbox poller recorded: already sent, so there is nothing to decide.
+    "sent": (Status.SENT.value,),
 }
 
 

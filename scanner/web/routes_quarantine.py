@@ -218,7 +218,7 @@ def message_page(request: Request, quarantine_id: str,
     with_content = principal.user.has(Role.REVIEWER)
     detail = _detail(ctx, record, with_content, language(request))
     return render(request, "message.html", record=record, with_content=with_content,
-                  can_decide=with_content, now=ctx.now(),
+                  can_decide=with_content and record.public_status == "held", now=ctx.now(),
                   status_public=STATUS_PUBLIC, **_extend_values(ctx, principal, record),
                   **detail)
 

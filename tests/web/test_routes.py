@@ -326,3 +326,25 @@ def test_login_is_audited(env: Env) -> None:
     assert ("rev", "login") in events
     assert ("unknown", "login_failed") in events
     assert all("my-secret" not in repr(e) for e in env.store.audit())
+
+
+def test_poller_incidents_are_listed_and_not_decidable(env: Env) -> None:
+    """A 'sent' incident shows under its own status filter, with no release/reject form."""
+    from scanner.model import Action, Envelope, Hit, Verdict
+    from tests.web.factories import NOW
+
+    verdict = Verdict(Action.HOLD, (Hit("falcon", "body", ("cfo@rival.example",), Action.HOLD),),
+                      (), "v1")
+    qid = env.store.record_incident(
+        make_raw(), Envelope("tanaka@example.co.jp", ("cfo@rival.example",)), verdict,
+        received_at=NOW, source="imap", mailbox="tanaka@example.co.jp", folder="Sent",
+        item_id="1", message_id="<i@x>", dedupe_key="k1")
+    items = env.client("rev").get("/api/v1/quarantine", params={"status": "sent"}).json()["items"]
+    assert [(i["id"], i["status"]) for i in items] == [(qid, "sent")]
+    page = env.client("rev").get(f"/quarantine/{qid}").text
+    assert f'action="/quarantine/{qid}/decide"' not in page
+    held_id = env.hold()  # a held message does get the decision form
+    assert f'action="/quarantine/{held_id}/decide"' in env.client("rev").get(
+        f"/quarantine/{held_id}").text
+    held = env.client("rev").get("/api/v1/quarantine").json()["items"]
+    assert qid not in [i["id"] for i in held]
