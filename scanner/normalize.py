@@ -277,6 +277,14 @@ def _fold_group(g: str) -> tuple[str, bool] | None:
     them. Returns the normalized block and whether it maps one to one onto ``g``; None sends
     the block to the line-by-line path (tabs, CRLF, indentation, NBSP, format characters).
     """
+    # Tabs (spreadsheet cells, tables) and the CR of CRLF (mail bodies) are whitespace runs
+    # like spaces; replacing them one for one keeps the block on this fast path, and the map
+    # stays one to one until a run is collapsed below. A lone CR is a line break of its own
+    # (it may join CJK) and still takes the slow path.
+    if "\t" in g:
+        g = g.replace("\t", " ")
+    if "\r\n" in g:
+        g = g.replace("\r\n", " \n")
     flat = g.replace("\n", " ")
     linear = True
     # One search finds double spaces, spaces next to line breaks and blank lines.
