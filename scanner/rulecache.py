@@ -31,7 +31,7 @@ from scanner.rules.load import parse_rules_bytes
 from scanner.rules.model import CompiledRuleset
 
 # Bump when the pickled shape changes in a way the code version does not capture.
-_FORMAT = 1
+_FORMAT = 2
 # Cache files hold every term in clear (like the rules file itself); keep only the few most
 # recent versions so old secrets do not accumulate on disk.
 KEEP = 4

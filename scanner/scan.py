@@ -36,14 +36,16 @@ def _term_hits(
     location: str,
     text: str,
     ruleset: CompiledRuleset,
-    active: tuple[bool, ...],
+    day: dt.date,
     recipients: tuple[Recipient, ...],
 ) -> list[Hit]:
     normalized = normalize(text)
     spans: dict[int, list[Span]] = {}
+    rules = ruleset.rules
     for pattern, start, end in ruleset.matcher.find(normalized.text):
         for rule_index in ruleset.pattern_rules[pattern]:
-            if active[rule_index]:
+            # Expiry is checked per hit (rare), not per rule per scan (10k+ rules).
+            if rules[rule_index].active_on(day):
                 spans.setdefault(rule_index, []).append(
                     Span(*normalized.original_span(start, end))
                 )
@@ -114,13 +116,13 @@ def scan(
 ) -> Verdict:
     """Judge one message: every active rule's hits, out-of-scope recipients, and the action."""
     day = today or ruleset.as_of
-    active = tuple(rule.active_on(day) for rule in ruleset.rules)
     recipients = parse_recipients(envelope.recipients)
     extraction = extract_message(raw, limits, clock)
 
     hits: list[Hit] = []
-    for index, rule in enumerate(ruleset.rules):
-        if active[index] and rule.recipient_domains:
+    for index in ruleset.domain_rules:
+        rule = ruleset.rules[index]
+        if rule.active_on(day):
             addressed = recipients_in_domains(recipients, rule.recipient_domains)
             if addressed:
                 hits.append(Hit(rule.id, ENVELOPE_LOCATION, addressed, rule.action))
@@ -130,7 +132,7 @@ def scan(
     merged = merge_by_location(extraction.segments)
     for location, text in merged:
         chars += len(text)
-        found = _term_hits(location, text, ruleset, active, recipients)
+        found = _term_hits(location, text, ruleset, day, recipients)
         if found:
             context[location] = text
             hits.extend(found)

@@ -124,4 +124,5 @@ def compile_ruleset(
         unscannable_action=spec.settings.unscannable,
         as_of=today,
         spec=spec,
+        domain_rules=tuple(i for i, rule in enumerate(rules) if rule.recipient_domains),
     )

@@ -97,3 +97,6 @@ class CompiledRuleset:
     # The day used for expiry when the caller gives none (the compile day).
     as_of: dt.date
     spec: RulesetSpec
+    # Indices of the rules with ``recipient_domains`` (checked on every message, so listed
+    # once here rather than found by walking all rules per scan).
+    domain_rules: tuple[int, ...] = ()
