@@ -251,6 +251,44 @@ def _subject_of(raw: bytes) -> str | None:
         return None
 
 
+def _insert_record(
+    db: sqlite3.Connection,
+    qid: str,
+    raw: bytes,
+    envelope: Envelope,
+    verdict: Verdict,
+    *,
+    received_at: datetime,
+    message_id: str | None,
+    subject: str | None,
+    peer: str | None,
+    status: Status,
+    mail_options: tuple[str, ...],
+) -> None:
+    """The one INSERT of a quarantine record (a hold or a poller incident)."""
+    db.execute(
+        "INSERT INTO quarantine (id, received_at, sender, recipients, size,"
+        " message_id, subject, peer, action, hits, unscannable, ruleset_version,"
+        " status, mail_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            qid,
+            _ts(received_at),
+            envelope.sender,
+            json.dumps(list(envelope.recipients), ensure_ascii=False),
+            len(raw),
+            message_id,
+            subject,
+            peer,
+            verdict.action.label,
+            _hits_json(verdict.hits),
+            json.dumps([u.to_json() for u in verdict.unscannable], ensure_ascii=False),
+            verdict.ruleset_version,
+            status.value,
+            json.dumps(list(mail_options)),
+        ),
+    )
+
+
 class _AlreadyRecorded(Exception):
     """Internal: the ledger already holds an incident for this key (rolls the transaction back)."""
 
@@ -446,27 +484,9 @@ class SqliteStore(QuarantineStore):
             subject = _subject_of(raw)
         try:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO quarantine (id, received_at, sender, recipients, size,"
-                    " message_id, subject, peer, action, hits, unscannable, ruleset_version,"
-                    " status, mail_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        qid,
-                        _ts(received_at),
-                        envelope.sender,
-                        json.dumps(list(envelope.recipients), ensure_ascii=False),
-                        len(raw),
-                        message_id,
-                        subject,
-                        peer,
-                        verdict.action.label,
-                        _hits_json(verdict.hits),
-                        json.dumps([u.to_json() for u in verdict.unscannable], ensure_ascii=False),
-                        verdict.ruleset_version,
-                        Status.HELD.value,
-                        json.dumps(list(mail_options)),
-                    ),
-                )
+                _insert_record(db, qid, raw, envelope, verdict, received_at=received_at,
+                               message_id=message_id, subject=subject, peer=peer,
+                               status=Status.HELD, mail_options=mail_options)
                 # 2. notices in the same transaction: a committed hold always gets its notices.
                 if notify_sender and not is_null_sender(envelope.sender):
                     self._enqueue(
@@ -551,27 +571,9 @@ class SqliteStore(QuarantineStore):
                 if row is not None and row["quarantine_id"] is not None:
                     # Another poller instance recorded it between our check and this lock.
                     raise _AlreadyRecorded(row["quarantine_id"])
-                db.execute(
-                    "INSERT INTO quarantine (id, received_at, sender, recipients, size,"
-                    " message_id, subject, peer, action, hits, unscannable, ruleset_version,"
-                    " status, mail_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        qid,
-                        _ts(received_at),
-                        envelope.sender,
-                        json.dumps(list(envelope.recipients), ensure_ascii=False),
-                        len(raw),
-                        message_id,
-                        subject,
-                        f"poller:{source}",
-                        verdict.action.label,
-                        _hits_json(verdict.hits),
-                        json.dumps([u.to_json() for u in verdict.unscannable], ensure_ascii=False),
-                        verdict.ruleset_version,
-                        Status.SENT.value,
-                        "[]",
-                    ),
-                )
+                _insert_record(db, qid, raw, envelope, verdict, received_at=received_at,
+                               message_id=message_id, subject=subject,
+                               peer=f"poller:{source}", status=Status.SENT, mail_options=())
                 db.execute(
                     "INSERT INTO incident_origin (quarantine_id, source, mailbox, folder, item_id)"
                     " VALUES (?, ?, ?, ?, ?)",
