@@ -16,8 +16,7 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from scanner.accounts.base import AccountError, AccountStore, ApiToken, Role, Session, User
 from scanner.errors import TransientError
+from scanner.sqlitetx import write_transaction
 
 DB_NAME = "accounts.sqlite3"
 MIN_PASSWORD_CHARS = 12  # NIST SP 800-63B asks for 8; reviewers see secrets, so a little more
@@ -117,22 +117,9 @@ class SqliteAccounts(AccountStore):
                 f"cannot open the account database ({type(exc).__name__})"
             ) from exc
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise TransientError(f"account database busy ({type(exc).__name__})") from exc
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise TransientError(f"account database error ({type(exc).__name__})") from exc
-                raise
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A write transaction under the thread lock; SQLite errors become TransientError."""
+        return write_transaction(self._db, self._lock, "account database")
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         with self._lock:

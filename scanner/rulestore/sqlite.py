@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from scanner.rulestore.base import (
     RuleVersion,
     ScopeGrant,
 )
+from scanner.sqlitetx import write_transaction
 
 DB_NAME = "rules.sqlite3"
 
@@ -99,22 +99,9 @@ class SqliteRuleStore(RuleStore):
         except sqlite3.Error as exc:
             raise TransientError(f"cannot open the rules database ({type(exc).__name__})") from exc
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise TransientError(f"rules database busy ({type(exc).__name__})") from exc
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise TransientError(f"rules database error ({type(exc).__name__})") from exc
-                raise
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A write transaction under the thread lock; SQLite errors become TransientError."""
+        return write_transaction(self._db, self._lock, "rules database")
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:

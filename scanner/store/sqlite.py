@@ -21,8 +21,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -31,6 +30,7 @@ from typing import Any
 
 from scanner.errors import TransientError
 from scanner.model import Action, Envelope, Hit, Span, Unscannable, Verdict
+from scanner.sqlitetx import write_transaction
 from scanner.store.base import (
     AuditEvent,
     ContentGoneError,
@@ -340,26 +340,9 @@ class SqliteStore(QuarantineStore):
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A write transaction under the thread lock; SQLite errors become TransientError."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise TransientError(f"quarantine database busy ({type(exc).__name__})") from exc
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                # The transaction may already be gone (e.g. after a failed COMMIT).
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise TransientError(
-                        f"quarantine database error ({type(exc).__name__})"
-                    ) from exc
-                raise
+        return write_transaction(self._db, self._lock, "quarantine database")
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> builtins.list[sqlite3.Row]:
         with self._lock:
