@@ -177,8 +177,11 @@ def main() -> int:
             loads = []
             for _ in range(5):
                 start = time.perf_counter()
-                load_ruleset(rules, "bench.yaml", today=TODAY, cache_dir=cache, engine=engine)
+                loaded = load_ruleset(rules, "bench.yaml", today=TODAY, cache_dir=cache,
+                                      engine=engine)
                 loads.append(time.perf_counter() - start)
+                # Freeing the previous copy (300k objects) is not part of loading one.
+                del loaded
             print(f"| load from compiled-ruleset cache (median of 5) | {engine} | "
                   f"{statistics.median(loads) * 1000:.0f} ms | – |")
 
