@@ -23,6 +23,7 @@ from scanner.store.base import QuarantineStore
 from scanner.web.dryrun import CorpusLimits
 from scanner.web.queries import QuarantineQueries
 from scanner.web.requests import ReleaseRequests
+from scanner.web.searches import SavedSearches
 from scanner.web.security import LoginLimiter
 
 
@@ -60,3 +61,4 @@ class WebContext:
     now: Callable[[], datetime]
     requests: ReleaseRequests
     link_key: bytes = field(repr=False, default=b"")  # scanner.notify.links
+    searches: SavedSearches = field(default_factory=SavedSearches, repr=False)

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
@@ -129,14 +130,15 @@ def quarantine_page(
     domain: TextQ = None,
     since: date | None = None,
     until: date | None = None,
-    subject: TextQ = None,
+    q: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     ctx: WebContext = request.app.state.ctx
     index = rule_index(ctx)
     with_content = principal.user.has(Role.REVIEWER)
-    # Searching subjects would let a role that may not read content test guesses against it.
-    subject = subject if with_content else None
+    # The subject text lives on the server (SavedSearches), never in the URL; and searching
+    # subjects would let a role that may not read content test guesses against it.
+    subject = ctx.searches.get(q, principal.name, ctx.now()) if with_content else None
     f = _filter(status, rule, customer, sender, domain, since, until, subject, index)
     rows, next_cursor = ctx.queries.page(f, cursor=cursor)
     now = ctx.now()
@@ -144,10 +146,27 @@ def quarantine_page(
     requested = ctx.requests.counts([r.id for r in rows])
     return render(
         request, "quarantine_list.html", rows=rows, next_cursor=next_cursor, index=index,
-        requested=requested,
+        requested=requested, subject=subject or "",
         now=now, filters=params, statuses=list(STATUS_GROUPS), status_public=STATUS_PUBLIC,
         first=cursor is None, can_decide=with_content, show_subject=with_content,
     )
+
+
+_FILTER_FIELDS = ("status", "rule", "customer", "sender", "domain", "since", "until")
+
+
+@router.post("/quarantine/search", include_in_schema=False)
+async def quarantine_search(
+    request: Request, principal: Annotated[Principal, Reader]
+) -> Response:
+    """The filter form: keeps the subject text on the server, redirects to a text-free URL."""
+    ctx: WebContext = request.app.state.ctx
+    form = await request.form()
+    params = {k: str(form.get(k, ""))[:200] for k in _FILTER_FIELDS if form.get(k)}
+    subject = str(form.get("subject", "")).strip()[:200]
+    if subject and principal.user.has(Role.REVIEWER):
+        params["q"] = ctx.searches.save(principal.name, subject, ctx.now())
+    return RedirectResponse("/quarantine?" + urlencode(params), status_code=303)
 
 
 @router.get("/api/v1/quarantine", tags=["quarantine"])
@@ -161,15 +180,48 @@ def quarantine_list_api(
     domain: TextQ = None,
     since: date | None = None,
     until: date | None = None,
-    subject: TextQ = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Held messages newest first with keyset paging (pass ``next_cursor`` back as ``cursor``)."""
+    """Held messages newest first with keyset paging (pass ``next_cursor`` back as ``cursor``).
+
+    Subject search is ``POST /api/v1/quarantine/search``: message text never goes in a URL.
+    """
+    return _list_json(request, principal, ListQuery(
+        status=status, rule=rule, customer=customer, sender=sender, domain=domain,
+        since=since, until=until, cursor=cursor, limit=limit))
+
+
+class ListQuery(BaseModel):
+    """Filters of the quarantine list; ``subject`` is a substring of the Subject header."""
+
+    status: str | None = Field(default="held", max_length=20)
+    rule: str | None = Field(default=None, max_length=200)
+    customer: str | None = Field(default=None, max_length=200)
+    sender: str | None = Field(default=None, max_length=200)
+    domain: str | None = Field(default=None, max_length=200)
+    since: date | None = None
+    until: date | None = None
+    subject: str | None = Field(default=None, max_length=200)
+    cursor: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+@router.post("/api/v1/quarantine/search", tags=["quarantine"])
+def quarantine_search_api(request: Request, principal: Annotated[Principal, Reader],
+                          query: ListQuery) -> dict[str, Any]:
+    """The list with a subject search, the text in the body rather than the URL."""
+    return _list_json(request, principal, query)
+
+
+def _list_json(request: Request, principal: Principal, query: ListQuery) -> dict[str, Any]:
     ctx: WebContext = request.app.state.ctx
     index = rule_index(ctx)
     with_content = principal.user.has(Role.REVIEWER)
-    subject = subject if with_content else None
+    subject = query.subject if with_content else None
+    status, rule, customer, sender, domain = (
+        query.status, query.rule, query.customer, query.sender, query.domain)
+    since, until, cursor, limit = query.since, query.until, query.cursor, query.limit
     f = _filter(status, rule, customer, sender, domain, since, until, subject, index)
     rows, next_cursor = ctx.queries.page(f, cursor=cursor, limit=limit)
     requested = ctx.requests.counts([r.id for r in rows])

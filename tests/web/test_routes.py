@@ -79,7 +79,9 @@ def test_auditor_sees_no_content(env: Env) -> None:
         assert SECRET not in text
     assert listing_api["items"][0]["subject"] is None
     # ...and a subject search cannot be used as an oracle.
-    hits = env.client("aud").get("/api/v1/quarantine", params={"subject": "nomatch-zz"}).json()
+    auditor = env.client("aud")
+    hits = auditor.post("/api/v1/quarantine/search", json={"subject": "nomatch-zz"},
+                        headers={"X-CSRF-Token": session_csrf(auditor)}).json()
     assert len(hits["items"]) == len(listing_api["items"])
     # A reviewer does see it (the fixture really does put the secret in the subject).
     assert SECRET in env.client("rev").get(f"/quarantine/{qid}").text
@@ -109,7 +111,10 @@ def test_list_filters_and_paging(env: Env) -> None:
     assert heron[0]["rules"] == ["heron"]
     assert client.get("/api/v1/quarantine?domain=other.example").json()["items"][0]["id"] \
         == heron[0]["id"]
-    assert len(client.get("/api/v1/quarantine?subject=deck").json()["items"]) == 1
+    token = session_csrf(client)
+    found = client.post("/api/v1/quarantine/search", json={"subject": "deck", "status": "all"},
+                        headers={"X-CSRF-Token": token}).json()["items"]
+    assert len(found) == 1
     assert client.get("/api/v1/quarantine?until=2026-02-20").json()["items"] == []
     assert len(client.get("/api/v1/quarantine?sender=tanaka").json()["items"]) == 8
 
@@ -348,3 +353,26 @@ def test_poller_incidents_are_listed_and_not_decidable(env: Env) -> None:
         f"/quarantine/{held_id}").text
     held = env.client("rev").get("/api/v1/quarantine").json()["items"]
     assert qid not in [i["id"] for i in held]
+
+
+def test_subject_search_text_never_appears_in_a_url(env: Env) -> None:
+    """The search form posts the subject; the list URL carries only an opaque token that
+    another user cannot use."""
+    qid = env.hold()
+    client = env.client("rev")
+    token = session_csrf(client)
+    r = client.post("/quarantine/search", data={"subject": SECRET, "status": "held",
+                                                "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    location = r.headers["location"]
+    assert SECRET not in location
+    assert "subject" not in location
+    assert "q=" in location
+    page = client.get(location).text
+    assert f"/quarantine/{qid}" in page
+    links = [a for a in page.split('href="')[1:] if a.startswith("/quarantine?")]
+    assert SECRET not in "".join(links)
+    # The same token in another reviewer's session selects nothing.
+    other = env.client("boss")
+    other_page = other.get(location).text
+    assert f'value="{SECRET}"' not in other_page
