@@ -83,3 +83,19 @@ def _rules_csrf(client: object) -> str:
     from tests.web.factories import csrf_of
 
     return csrf_of(client.get("/rules").text)  # type: ignore[attr-defined]
+
+
+def test_limited_admin_cannot_probe_other_customers_terms(env: Env) -> None:
+    """For an ACME-only admin, a sample carrying Heron's term is judged by ACME's rules alone:
+    the dry run is no oracle for other customers' secrets (the unlimited admin sees the hit)."""
+    sample = ("probe.eml", b"From: a@example.co.jp\r\nTo: x@other.example\r\nSubject: s\r\n\r\n"
+              b"Heron-77 numbers\r\n")
+    files = [("files", (sample[0], sample[1], "message/rfc822"))]
+    limited = env.client("acme-admin")
+    got = limited.post("/api/v1/rules/versions/1/dryrun-corpus", files=files,
+                       headers={"X-CSRF-Token": _rules_csrf(limited)}).json()
+    assert [(s["new"], s["new_rules"]) for s in got["samples"]] == [("pass", [])]
+    full = env.client("rules")
+    got = full.post("/api/v1/rules/versions/1/dryrun-corpus", files=files,
+                    headers={"X-CSRF-Token": _rules_csrf(full)}).json()
+    assert [s["new_rules"] for s in got["samples"]] == [["heron"]]
