@@ -29,6 +29,7 @@ import imapclient  # type: ignore[import-untyped]
 import imapclient.exceptions  # type: ignore[import-untyped]
 
 from scanner.config import Secret
+from scanner.errors import MaruhiError
 from scanner.poller.source import (
     Changes,
     CredentialError,
@@ -251,7 +252,8 @@ class ImapSource(MailSource):
                     responses = client.idle_check(timeout=timeout)
                 finally:
                     client.idle_done()
-            except (OSError, imapclient.exceptions.IMAPClientError):
+            except (OSError, imapclient.exceptions.IMAPClientError, MaruhiError):
+                # (_connect reports a refused or failed connection as a SourceError.)
                 # A lost hint channel only costs latency: drop it, the interval poll goes on.
                 self._idle_clients.pop(folder.folder, None)
                 if client is not None:

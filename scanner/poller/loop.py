@@ -182,7 +182,8 @@ class FolderPoller:
                 _log.warning("poller.resync", mailbox=folder.mailbox, folder=folder.key)
                 cursor = None
                 continue
-            ruleset = self.rules()
+            # A provider may recompile a changed rules file: never on the event loop.
+            ruleset = await asyncio.to_thread(self.rules)
             todo = await asyncio.to_thread(self._not_yet_processed, changes.items, ruleset)
             listed += len(changes.items)
             deduped += len(changes.items) - len(todo)
@@ -378,7 +379,13 @@ class FolderPoller:
             else:
                 h.state, h.last_error, h.consecutive_failures = "ok", None, 0
                 h.last_success = self.now()
-            await self._wait(stop, wait, hint=h.state == "ok")
+            try:
+                await self._wait(stop, wait, hint=h.state == "ok")
+            except Exception as exc:  # a broken wake-up hint must not end this folder's loop
+                _log.warning("poller.hint_failed", mailbox=folder.mailbox, folder=folder.key,
+                             error=type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
 
     async def _wait(self, stop: asyncio.Event, seconds: float, *, hint: bool) -> None:
         """Sleep until ``seconds`` pass, ``stop`` is set, or (after a good pass) the source

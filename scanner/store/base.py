@@ -332,7 +332,8 @@ class QuarantineStore(ABC):
 
     @abstractmethod
     def processed(self, mailbox: str, dedupe_key: str, ruleset_version: str) -> str | None:
-        """The recorded outcome when this message was already processed with these rules."""
+        """The recorded outcome when this message was already processed with these rules, or
+        ``"incident"`` when an incident was recorded for it under any rules version."""
 
     @abstractmethod
     def mark_processed(

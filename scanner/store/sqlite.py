@@ -548,8 +548,8 @@ class SqliteStore(QuarantineStore):
             with self._tx() as db:
                 row = db.execute(
                     "SELECT quarantine_id FROM poll_ledger WHERE mailbox = ? AND dedupe_key = ?"
-                    " AND ruleset_version = ?",
-                    ledger_key,
+                    " AND quarantine_id IS NOT NULL LIMIT 1",
+                    ledger_key[:2],
                 ).fetchone()
                 if row is not None and row["quarantine_id"] is not None:
                     # Another poller instance recorded it between our check and this lock.
@@ -612,10 +612,12 @@ class SqliteStore(QuarantineStore):
         return qid
 
     def _ledger_incident(self, key: tuple[str, str, str]) -> str | None:
+        """The incident already recorded for this item under ANY ruleset version: sent mail
+        does not change, so a rules change must not report (and notify) it a second time."""
         rows = self._read(
             "SELECT quarantine_id FROM poll_ledger WHERE mailbox = ? AND dedupe_key = ?"
-            " AND ruleset_version = ?",
-            key,
+            " AND quarantine_id IS NOT NULL LIMIT 1",
+            key[:2],
         )
         return rows[0]["quarantine_id"] if rows else None
 
@@ -688,6 +690,9 @@ class SqliteStore(QuarantineStore):
         )
 
     def processed(self, mailbox: str, dedupe_key: str, ruleset_version: str) -> str | None:
+        # An incident stands across versions; any other outcome is re-judged by new rules.
+        if self._ledger_incident((mailbox, dedupe_key, ruleset_version)) is not None:
+            return "incident"
         rows = self._read(
             "SELECT outcome FROM poll_ledger WHERE mailbox = ? AND dedupe_key = ?"
             " AND ruleset_version = ?",

@@ -153,10 +153,13 @@ def release_with_extension(
 def lapse_due(ctx: WebContext) -> RuleVersion | None:
     """Remove the entries of grants whose date has passed; the new version, if one was needed."""
     today = ctx.now().date()
-    due = [g for g in ctx.rules.grants() if g.until < today]
-    if not due:
+    if not any(g.until < today for g in ctx.rules.grants()):
         return None
     with _lock:
+        # Read again under the lock: a reviewer may have renewed a grant meanwhile.
+        due = [g for g in ctx.rules.grants() if g.until < today]
+        if not due:
+            return None
         version = ctx.rules.active_version()
         now = ctx.now()
         entries = [ScopeEntry(g.rule_id, g.kind, g.value) for g in due]  # type: ignore[arg-type]

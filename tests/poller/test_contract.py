@@ -205,6 +205,28 @@ def test_invalid_cursor_resyncs_without_repeating_actions(
     assert len(store.list(status=Status.SENT)) == 3
 
 
+def test_rules_change_never_repeats_an_incident(
+    harness: Harness, store: SqliteStore, ruleset: CompiledRuleset
+) -> None:
+    """Sent mail does not change: after an unrelated rules change and a full resync, an item
+    already reported gets no second incident and no second notice."""
+    from tests.poller.factories import RULES_YAML, make_ruleset
+
+    harness.deliver(harness.sent_folder, make_message())
+    with poller(harness, store, ruleset) as p:
+        first = once(p)
+    changed = make_ruleset(RULES_YAML + "  - id: kite\n    terms: [\"Kite plan\"]\n")
+    assert changed.version != ruleset.version
+    notices_before = len(store.outbox())
+    with poller(harness, store, changed) as p:
+        harness.invalidate_cursors()
+        second = once(p)
+    assert len(first.incidents) == 1
+    assert second.incidents == ()
+    assert len(store.list(status=Status.SENT)) == 1
+    assert len(store.outbox()) == notices_before
+
+
 def test_outage_backs_off_and_recovers(
     harness: Harness, store: SqliteStore, ruleset: CompiledRuleset
 ) -> None:

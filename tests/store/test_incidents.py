@@ -79,11 +79,16 @@ def test_incident_is_idempotent_per_ledger_key(store: SqliteStore) -> None:
     assert store.processed(MAILBOX, "mid:<abc.123@client.example.co.jp>", "v7") == "incident"
 
 
-def test_new_ruleset_version_is_a_new_ledger_key(store: SqliteStore) -> None:
-    """A message judged again under a new ruleset version is a separate entry."""
+def test_incident_stands_across_ruleset_versions(store: SqliteStore) -> None:
+    """Sent mail does not change: under a new ruleset version the same item is not a second
+    incident, while an item that merely passed is judged again by the new rules."""
     first = _incident(store)
     second = _incident(store, verdict=make_verdict(ruleset_version="v8"))
-    assert first != second
+    assert first == second
+    assert len(store.list(status=Status.SENT)) == 1
+    assert store.processed(MAILBOX, "mid:<abc.123@client.example.co.jp>", "v9") == "incident"
+    store.mark_processed(MAILBOX, "mid:<passed@y>", "v7", outcome="pass", now=T0)
+    assert store.processed(MAILBOX, "mid:<passed@y>", "v8") is None
 
 
 def test_ledger_keeps_the_first_outcome(store: SqliteStore) -> None:
