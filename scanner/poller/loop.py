@@ -30,6 +30,7 @@ from scanner.errors import MaruhiError, TransientError
 from scanner.logs import get_logger
 from scanner.model import Envelope, Verdict
 from scanner.poller.actions import ActionOptions, Plan, owners_of, plan
+from scanner.poller.journal import unpack_journal
 from scanner.poller.source import (
     CredentialError,
     CursorInvalidError,
@@ -189,6 +190,9 @@ class FolderPoller:
             deduped += len(changes.items) - len(todo)
             items = await asyncio.to_thread(self.source.fetch, folder, todo) if todo else []
             fetched += len(items)
+            if folder.kind is FolderKind.JOURNAL:
+                # Judge the journaled message with its real envelope, not the report's.
+                items = [unpack_journal(item) for item in items]
             seen_now: set[str] = set()
             marks: list[tuple[str, str, str]] = []  # committed with the cursor, below
             for item in items:
