@@ -375,6 +375,20 @@ class SqliteStore(QuarantineStore):
         )
         return AuditEvent(seq, now, actor, action, object_id, details, prev, digest)
 
+    def _notify_sender(
+        self,
+        db: sqlite3.Connection,
+        quarantine_id: str,
+        sender: str,
+        notice: NoticeKind,
+        now: datetime,
+    ) -> str | None:
+        """Queue ``notice`` to the sender, unless the reverse-path is null (never to <>)."""
+        if is_null_sender(sender):
+            return None
+        return self._enqueue(db, kind=OutboxKind.NOTICE, quarantine_id=quarantine_id, now=now,
+                             notice=notice, role="sender", to=(sender,))
+
     def _enqueue(
         self,
         db: sqlite3.Connection,
@@ -838,19 +852,8 @@ class SqliteStore(QuarantineStore):
                 )
             else:
                 new_status = Status.REJECTED
-                item = (
-                    self._enqueue(
-                        db,
-                        kind=OutboxKind.NOTICE,
-                        quarantine_id=quarantine_id,
-                        now=now,
-                        notice=NoticeKind.REJECT,
-                        role="sender",
-                        to=(row["sender"],),
-                    )
-                    if not is_null_sender(row["sender"])
-                    else None
-                )
+                item = self._notify_sender(db, quarantine_id, row["sender"], NoticeKind.REJECT,
+                                           now)
             db.execute(
                 "UPDATE quarantine SET status = ?, decided_by = ?, decided_at = ?, reason = ?,"
                 " last_error = NULL WHERE id = ?",
@@ -1061,21 +1064,8 @@ class SqliteStore(QuarantineStore):
                     )
                 else:
                     new_status = Status.EXPIRED
-                    items = (
-                        (
-                            self._enqueue(
-                                db,
-                                kind=OutboxKind.NOTICE,
-                                quarantine_id=qid,
-                                now=now,
-                                notice=NoticeKind.EXPIRE,
-                                role="sender",
-                                to=(row["sender"],),
-                            ),
-                        )
-                        if not is_null_sender(row["sender"])
-                        else ()
-                    )
+                    notice = self._notify_sender(db, qid, row["sender"], NoticeKind.EXPIRE, now)
+                    items = (notice,) if notice is not None else ()
                 db.execute(
                     "UPDATE quarantine SET status = ?, decided_by = ?, decided_at = ?,"
                     " reason = ? WHERE id = ?",
